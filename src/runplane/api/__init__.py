@@ -1,0 +1,1 @@
+"""HTTP: the app factory and one sub-package per dialect. Routers only translate."""

@@ -1,0 +1,63 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from runplane import __version__
+from runplane.api.rate_limits import RateLimiter
+from runplane.api.sample_platform.app import create_sample_platform_app
+from runplane.api.sample_platform.gate import GateState
+from runplane.config import Settings
+from runplane.runtime import Runtime
+
+
+def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
+    """Build the app; the database, workers and reaper start in its lifespan."""
+    gate = GateState()
+    holder: dict[str, Runtime] = {}
+
+    def worker_slots() -> int:
+        runtime = holder.get("runtime")
+        return runtime.dispatcher.concurrency if runtime and runtime.dispatcher else 0
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings, run_workers=run_workers)
+        holder["runtime"] = runtime
+        app.state.runtime = runtime
+        gate.ctx = runtime.ctx
+        gate.limiter = RateLimiter()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="runplane",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.mount("/api/v1", create_sample_platform_app(gate, worker_slots))
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> dict[str, object]:
+        return {
+            "name": "runplane",
+            "version": __version__,
+            "apis": {
+                "sample_platform_v1": {
+                    "base": "/api/v1",
+                    "openapi": "/api/v1/openapi.json",
+                    "docs": "/api/v1/docs",
+                }
+            },
+        }
+
+    return app

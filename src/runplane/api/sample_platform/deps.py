@@ -1,0 +1,158 @@
+"""FastAPI dependencies of the Sample Platform dialect: context, permissions, bodies, pages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, ValidationError
+
+from runplane.api.sample_platform.errors import validation_details
+from runplane.domain.errors import InvalidInput, MissingScope
+from runplane.domain.permissions import ACTION_ROLES, Action, Scope
+from runplane.domain.types import Principal
+from runplane.services.context import Context
+from runplane.services.policy import ensure_allowed
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class BodyRejected(Exception):
+    """A request body that is not JSON, or not the right JSON."""
+
+    def __init__(self, status: int, message: str, fields: dict[str, list[str]]) -> None:
+        self.status = status
+        self.message = message
+        self.fields = fields
+
+
+def get_ctx(request: Request) -> Context:
+    ctx: Context | None = request.app.state.gate.ctx
+    if ctx is None:
+        raise RuntimeError("runplane runtime is not started")
+    return ctx
+
+
+def current_principal(request: Request) -> Principal:
+    principal: Principal | None = request.scope.get("state", {}).get("principal")
+    if principal is None:
+        # The gate answers 401 before routing; reaching here is a bug.
+        raise RuntimeError("route reached without a principal")
+    return principal
+
+
+Ctx = Annotated[Context, Depends(get_ctx)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(scope: Scope | None, action: Action | None = None) -> Callable[..., Principal]:
+    """Roles first (when the action lists them), then the scope: the contract's order."""
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        if action is not None:
+            ensure_allowed(principal, action)
+        if scope is not None and scope not in principal.scopes:
+            raise MissingScope([scope.value], [s.value for s in principal.scopes])
+        return principal
+
+    dependency.__name__ = f"require_{scope.value if scope else 'auth'}".replace(":", "_")
+    return dependency
+
+
+RunsRead = Annotated[Principal, Depends(require(Scope.RUNS_READ))]
+RunsWrite = Annotated[Principal, Depends(require(Scope.RUNS_WRITE))]
+RunControl = Annotated[Principal, Depends(require(Scope.RUNS_WRITE, Action.CANCEL_RUN))]
+ResultsRead = Annotated[Principal, Depends(require(Scope.RESULTS_READ))]
+SystemRead = Annotated[Principal, Depends(require(Scope.SYSTEM_READ))]
+ProjectAdmin = Annotated[Principal, Depends(require(Scope.SYSTEM_WRITE, Action.MANAGE_PROJECTS))]
+TokenAdmin = Annotated[Principal, Depends(require(Scope.TOKENS_MANAGE, Action.MANAGE_TOKENS))]
+Authenticated = Annotated[Principal, Depends(require(None))]
+
+assert ACTION_ROLES[Action.CANCEL_RUN] == ACTION_ROLES[Action.RETRY_RUN]  # RunControl covers both
+
+
+async def read_json(request: Request, *, required: bool) -> Any:
+    """The body as JSON; ``None`` when optional and empty. 415/400 as the contract says."""
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise BodyRejected(400, "Request body must be valid JSON.", {"body": ["Required."]})
+        return None
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise BodyRejected(415, "Content-Type must be application/json.", {})
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BodyRejected(400, "Request body must be valid JSON.", {}) from None
+
+
+def json_body(model: type[M], *, required: bool = True) -> Callable[[Request], Awaitable[M | None]]:
+    """Parse and validate a body *after* the permission dependencies have run.
+
+    FastAPI would read a declared body before any dependency, which puts body
+    errors ahead of 403s; the contract wants them after.
+    """
+
+    async def dependency(request: Request) -> M | None:
+        data = await read_json(request, required=required)
+        if data is None:
+            return None
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            _, fields = validation_details(errors)
+            raise BodyRejected(400, "Request failed schema validation.", fields) from None
+
+    return dependency
+
+
+def body_openapi(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+        }
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetPage:
+    limit: int
+    offset: int
+
+
+def offset_page(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2147483647, description="Rows to skip.")] = 0,
+) -> OffsetPage:
+    if "cursor" in request.query_params:
+        raise InvalidInput(
+            "Cannot mix cursor and offset pagination.",
+            {"cursor": "Not supported on this endpoint."},
+        )
+    return OffsetPage(limit=limit, offset=offset)
+
+
+Page = Annotated[OffsetPage, Depends(offset_page)]
+
+
+def page_envelope(items: list[Any], page: OffsetPage, total: int, **meta: Any) -> dict[str, Any]:
+    next_offset = page.offset + page.limit
+    return {
+        "data": items,
+        "pagination": {
+            "limit": page.limit,
+            "offset": page.offset,
+            "total": total,
+            "next_offset": next_offset if next_offset < total else None,
+        },
+        "meta": meta,
+    }

@@ -1,0 +1,155 @@
+"""The front of the Sample Platform pipeline, in the contract's order:
+
+1. authenticate (a failure is remembered, not answered yet);
+2. rate limit, keyed by token when step 1 succeeded, else by client IP → 429;
+3. the remembered auth failure → 401;
+then routing, where role, scope, path and body checks happen (``deps``).
+Every response gets the rate-limit and security headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runplane.api.rate_limits import Decision, RateLimiter
+from runplane.api.sample_platform.errors import error_response, unauthorized
+from runplane.api.security_headers import API_SECURITY_HEADERS, DOCS_CSP
+from runplane.domain.types import Principal
+from runplane.services import accounts
+from runplane.services.context import Context
+
+TOKEN_CREATE_PATH = "/auth/tokens"
+#: (method or None for any, path) that need no token.
+PUBLIC: frozenset[tuple[str | None, str]] = frozenset(
+    {
+        ("POST", TOKEN_CREATE_PATH),
+        ("GET", "/system/health"),
+        ("HEAD", "/system/health"),
+        (None, "/openapi.json"),
+        (None, "/docs"),
+        (None, "/docs/oauth2-redirect"),
+    }
+)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class GateState:
+    """Filled in by the app's lifespan; the gate reads it per request."""
+
+    ctx: Context | None = None
+    limiter: RateLimiter | None = None
+
+
+def _is_public(method: str, path: str) -> bool:
+    return (method, path) in PUBLIC or (None, path) in PUBLIC
+
+
+class Gate:
+    def __init__(self, app: ASGIApp, state: GateState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx, limiter = self.state.ctx, self.state.limiter
+        if ctx is None or limiter is None:
+            raise RuntimeError("runplane runtime is not started")
+        method: str = scope["method"]
+        path: str = scope["path"][len(scope.get("root_path", "")) :] or "/"
+        if scope.get("root_path") and not scope["path"].startswith(scope["root_path"]):
+            path = scope["path"]
+        headers = Headers(scope=scope)
+        public = _is_public(method, path)
+
+        principal: Principal | None = None
+        auth_failed = False
+        if not public:
+            principal, auth_failed = await self._authenticate(ctx, headers.get("authorization"))
+
+        decision = await self._rate_limit(ctx, limiter, method, path, principal, scope)
+        extra = dict(API_SECURITY_HEADERS)
+        if path.startswith("/docs"):
+            extra["Content-Security-Policy"] = DOCS_CSP
+        if decision is not None:
+            extra.update(decision.headers())
+            if not decision.allowed:
+                n = decision.retry_after
+                response = error_response(
+                    429,
+                    "rate_limited",
+                    f"Rate limit exceeded. Retry after {n} seconds.",
+                    {
+                        "retry_after": n,
+                        "limit": decision.limit,
+                        "window": f"{decision.window_seconds}s",
+                    },
+                    headers={**extra, "Retry-After": str(n)},
+                )
+                await response(scope, receive, send)
+                return
+        if auth_failed or (not public and principal is None):
+            response = unauthorized()
+            response.headers.update(extra)
+            await response(scope, receive, send)
+            return
+
+        scope.setdefault("state", {})["principal"] = principal
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                mutable = MutableHeaders(scope=message)
+                for key, value in extra.items():
+                    if key not in mutable:
+                        mutable[key] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _authenticate(
+        self, ctx: Context, header: str | None
+    ) -> tuple[Principal | None, bool]:
+        if not header:
+            return None, True
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            return None, True
+        try:
+            return await accounts.authenticate(ctx, raw.strip()), False
+        except accounts.AuthenticationFailed:
+            return None, True
+
+    async def _rate_limit(
+        self,
+        ctx: Context,
+        limiter: RateLimiter,
+        method: str,
+        path: str,
+        principal: Principal | None,
+        scope: Scope,
+    ) -> Decision | None:
+        settings = ctx.settings
+        if not settings.rate_limit_enabled:
+            return None
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        if method == "POST" and path == TOKEN_CREATE_PATH:
+            return await limiter.hit(
+                "sp-token-create",
+                f"ip:{ip}",
+                settings.rate_limit_token_create,
+                settings.rate_limit_token_create_window_seconds,
+            )
+        key = f"token:{principal.token_id}" if principal else f"ip:{ip}"
+        if method in READ_METHODS:
+            return await limiter.hit(
+                "sp-read", key, settings.rate_limit_reads, settings.rate_limit_window_seconds
+            )
+        return await limiter.hit(
+            "sp-write", key, settings.rate_limit_writes, settings.rate_limit_window_seconds
+        )

@@ -1,0 +1,210 @@
+"""``runplane``: serve, and operator commands that work on the data dir (also while serving)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvicorn
+
+from runplane.config import Settings
+from runplane.domain.errors import RunplaneError
+from runplane.domain.permissions import Role, Scope
+from runplane.runtime import Runtime
+from runplane.services import accounts, demo, projects
+from runplane.services.context import Context
+
+T = TypeVar("T")
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+users_app = typer.Typer(no_args_is_help=True, help="Manage users.")
+tokens_app = typer.Typer(no_args_is_help=True, help="Issue API tokens.")
+projects_app = typer.Typer(no_args_is_help=True, help="Manage projects.")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(projects_app, name="projects")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="RUNPLANE_DATA_DIR",
+        help="Data directory [env: RUNPLANE_DATA_DIR; default ./.runplane].",
+    ),
+]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    settings = Settings()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        updates["data_dir"] = data_dir
+    return settings.model_copy(update=updates)
+
+
+def _run(settings: Settings, action: Callable[[Context], Awaitable[T]]) -> T:
+    """Run one operator action against the data dir; domain errors become one-line exits."""
+
+    async def main() -> T:
+        runtime = await Runtime.open(settings, run_workers=False)
+        try:
+            return await action(runtime.ctx)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except RunplaneError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: DataDir = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(envvar="RUNPLANE_WORKERS", help="Parallel runs [env: RUNPLANE_WORKERS]."),
+    ] = None,
+    with_demo: Annotated[
+        bool, typer.Option("--demo", help="Create a demo project and print an admin token.")
+    ] = False,
+) -> None:
+    """Start the server: API, in-process workers and the lease reaper."""
+    from runplane.api.app import create_app
+
+    settings = _settings(data_dir, workers=workers)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if with_demo:
+        info = _run(settings, demo.ensure_demo)
+        _print_demo(info, host, port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _print_demo(info: demo.Demo, host: str, port: int) -> None:
+    base = f"http://{host}:{port}/api/v1"
+    auth = f'-H "Authorization: Bearer {info.token}"'
+    lines = [
+        "",
+        "runplane demo",
+        f"  demo repository : {info.repo_path} (project {demo.DEMO_REPOSITORY})",
+        f"  admin user      : {info.admin_email}"
+        + (f" / password {info.admin_password}" if info.admin_password else " (existing)"),
+        f"  admin token     : {info.token}",
+        f"  API docs        : {base}/docs",
+        "",
+        "  # queue a run of the commit whose tests fail, then watch it:",
+        f"  curl -s -X POST {base}/runs {auth} -H 'Content-Type: application/json' "
+        f'-d \'{{"repository": "{demo.DEMO_REPOSITORY}", "commit_sha": '
+        f'"{info.failing_sha}", "platform": "linux"}}\'',
+        f"  curl -s {base}/runs/1 {auth}",
+        "",
+        f"  (commit {info.passing_sha} passes; logs: {base}/runs/1/logs,"
+        f" results: {base}/runs/1/samples)",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="Password (8..128 characters).")],
+    role: Annotated[Role, typer.Option(help="admin, contributor, tester or user.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Create a user."""
+    if not 8 <= len(password) <= 128:
+        typer.echo("error: password must be 8..128 characters", err=True)
+        raise typer.Exit(2)
+    user = _run(_settings(data_dir), lambda ctx: accounts.create_user(ctx, email, password, role))
+    print(json.dumps({"user_id": user.id, "email": user.email, "role": user.role}))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    email: Annotated[str, typer.Option(help="Owner's email.")],
+    name: Annotated[str, typer.Option(help="Token name, unique per user.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated scopes.")] = "runs:read,results:read",
+    expires_in_days: Annotated[int, typer.Option(min=1, max=3650)] = 30,
+    data_dir: DataDir = None,
+) -> None:
+    """Issue a token; the raw token is printed alone on the last line."""
+    try:
+        chosen = [Scope(s.strip()) for s in scopes.split(",") if s.strip()]
+    except ValueError as exc:
+        typer.echo(f"error: {exc}; known scopes: {', '.join(Scope)}", err=True)
+        raise typer.Exit(2) from None
+    issued = _run(
+        _settings(data_dir),
+        lambda ctx: accounts.issue_for_email(ctx, email, name, chosen, expires_in_days),
+    )
+    print(
+        f"token {issued.row.name} (id {issued.row.id}) for {email}, scopes "
+        f"{','.join(issued.row.scopes)}, expires {issued.row.expires_at:%Y-%m-%d}"
+    )
+    print(issued.token)
+
+
+@projects_app.command("create")
+def projects_create(
+    repository: Annotated[str, typer.Option(help="owner/name, as runs name it.")],
+    repo_url: Annotated[str, typer.Option(help="Git URL or local path.")],
+    test_command: Annotated[str, typer.Option(help="Shell command; may use {failed_tests}.")],
+    build_command: Annotated[str | None, typer.Option(help="Shell command run first.")] = None,
+    timeout_seconds: Annotated[int | None, typer.Option(min=1)] = None,
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
+    junit_path: Annotated[str | None, typer.Option(help="Report path in the checkout.")] = None,
+    platform: Annotated[str, typer.Option(help="linux or windows.")] = "linux",
+    grace_period_seconds: Annotated[float | None, typer.Option(min=0)] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a project and print it as JSON."""
+    pairs: dict[str, str] = {}
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            typer.echo(f"error: --env {item!r} is not KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        pairs[key] = value
+    spec = projects.ProjectSpec(
+        repository=repository,
+        repo_url=repo_url,
+        test_command=test_command,
+        build_command=build_command,
+        timeout_seconds=timeout_seconds,
+        env=pairs,
+        junit_path=junit_path,
+        platform=platform,
+        grace_period_seconds=grace_period_seconds,
+    )
+    project = _run(_settings(data_dir), lambda ctx: projects.create(ctx, None, spec))
+    print(
+        json.dumps(
+            {
+                "id": project.id,
+                "repository": project.repository,
+                "repo_url": project.repo_url,
+                "build_command": project.build_command,
+                "test_command": project.test_command,
+                "timeout_seconds": project.timeout_seconds,
+                "env": project.env,
+                "junit_path": project.junit_path,
+                "platform": project.platform,
+            }
+        )
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,59 @@
+"""Settings, read from ``RUNPLANE_*`` environment variables.
+
+No module-level instance: the CLI and the tests build their own and pass them in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNPLANE_", extra="ignore")
+
+    #: Where the SQLite file, the secret key and run workspaces live.
+    data_dir: Path = Path(".runplane")
+    #: SQLAlchemy URL; empty means the embedded SQLite file in ``data_dir``.
+    database_url: str = ""
+    #: Key for the keyed hash of API tokens; empty means ``data_dir/secret.key``.
+    secret_key: str = ""
+    #: Parallel runs executed by the in-process worker pool.
+    workers: int = Field(default=2, ge=0, le=256)
+    #: A worker must renew its lease on a running run within this time.
+    lease_seconds: float = Field(default=30.0, gt=0)
+    #: How often the reaper looks for runs whose lease expired.
+    reaper_interval_seconds: float = Field(default=10.0, gt=0)
+    #: Time between SIGTERM and SIGKILL when a run's process tree is stopped.
+    grace_period_seconds: float = Field(default=3.0, ge=0)
+    #: How often a worker re-reads the run's status to notice a cancel from elsewhere.
+    cancel_poll_seconds: float = Field(default=1.0, gt=0)
+    #: How often idle workers look for queued runs submitted by another process.
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    #: Output kept per run; the rest is dropped and the truncation noted in the log.
+    max_log_bytes: int = Field(default=5_000_000, ge=1024)
+    #: Default time limit of a project's run.
+    default_timeout_seconds: int = Field(default=3600, ge=1)
+    #: Rate limits of the Sample Platform dialect (requests per window).
+    rate_limit_enabled: bool = True
+    rate_limit_reads: int = Field(default=120, ge=1)
+    rate_limit_writes: int = Field(default=20, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    rate_limit_token_create: int = Field(default=5, ge=1)
+    rate_limit_token_create_window_seconds: int = Field(default=900, ge=1)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'runplane.db').resolve()}"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Executing a run on a worker: processes, workspace, logs, results."""

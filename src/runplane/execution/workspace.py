@@ -1,0 +1,62 @@
+"""The on-disk layout of one run and the commands that prepare it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Environment variables of the server that a run's processes must not see.
+_PRIVATE_ENV_PREFIXES = ("RUNPLANE_",)
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    root: Path
+    source: Path
+    junit_path: Path
+
+    @classmethod
+    def create(cls, base: Path, run_id: int, junit_path: str | None) -> Workspace:
+        root = (base / f"run-{run_id}-{uuid.uuid4().hex[:8]}").resolve()
+        root.mkdir(parents=True)
+        source = root / "src"
+        if junit_path:
+            junit = source / junit_path
+        else:
+            junit = root / "reports" / "junit.xml"
+            junit.parent.mkdir()
+        return cls(root=root, source=source, junit_path=junit)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def clone_command(repo_url: str, target: Path) -> str:
+    return f"git clone --quiet --no-checkout -- {shlex.quote(repo_url)} {shlex.quote(str(target))}"
+
+
+def has_commit_command(commit_sha: str) -> str:
+    return f"git cat-file -e {shlex.quote(commit_sha + '^{commit}')}"
+
+
+def checkout_command(commit_sha: str) -> str:
+    return f"git -c advice.detachedHead=false checkout --quiet --detach {shlex.quote(commit_sha)}"
+
+
+def test_command(template: str, selected: Sequence[str] | None, placeholder: str) -> str:
+    """The project's test command with ``placeholder`` replaced by the selected test names."""
+    names = " ".join(shlex.quote(n) for n in selected) if selected else ""
+    return template.replace(placeholder, names)
+
+
+def run_environment(project_env: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env.update(project_env)
+    env.update(extra)
+    return env

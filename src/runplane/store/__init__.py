@@ -1,0 +1,1 @@
+"""Persistence: models, queries and migrations. Services call these; routers never do."""

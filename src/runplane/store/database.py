@@ -1,0 +1,104 @@
+"""Engines, sessions and migrations; the only place that knows SQLite from PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: Arbitrary constant: serialises concurrent migrations of several hosts on PostgreSQL.
+MIGRATION_LOCK_ID = 7_240_531
+
+
+def is_sqlite_url(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def sync_url(url: str) -> str:
+    """The synchronous twin of an async URL (Alembic runs synchronously)."""
+    return url.replace("sqlite+aiosqlite", "sqlite")
+
+
+def _configure_sqlite(sync_engine: Engine) -> None:
+    # WAL lets readers proceed during a write; BEGIN IMMEDIATE takes the write lock
+    # up front so two writers queue on busy_timeout instead of failing with
+    # "database is locked" when a deferred transaction tries to upgrade its lock.
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if is_sqlite_url(url):
+        engine = create_async_engine(url, pool_size=8, max_overflow=8, pool_timeout=60)
+        _configure_sqlite(engine.sync_engine)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: commit on success, roll back on error."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Upgrade the schema to head; safe to call from several processes at once."""
+    if is_sqlite_url(url):
+        db_path = url.split("///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(sync_url(url))
+    if is_sqlite_url(url):
+        _configure_sqlite(engine)
+    try:
+        with engine.connect() as conn:
+            if not is_sqlite_url(url):
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_ID})
+                conn.commit()
+            try:
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                if not is_sqlite_url(url):
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_ID})
+                    conn.commit()
+    finally:
+        engine.dispose()
