@@ -84,6 +84,9 @@ class _Execution:
         self.stop = stop
         self.lease_lost = False
         self.log = LogWriter(ctx.sessions, run.id, ctx.settings.max_log_bytes)
+        # Side loops are stopped by this event, never by task.cancel(): a cancel that
+        # lands inside a transaction can leave SQLite's write lock held.
+        self.done = asyncio.Event()
 
     async def run(self) -> RunStatus | None:
         await self.log.start()
@@ -120,8 +123,7 @@ class _Execution:
             log.exception("run %s: executor failed", self.run_row.id)
             verdict = _Verdict(RunStatus.ERROR, f"Internal error: {exc}", "internal_error")
         finally:
-            for task in side:
-                task.cancel()
+            self.done.set()
             await asyncio.gather(*side, return_exceptions=True)
             if workspace is not None:
                 workspace.remove()
@@ -302,8 +304,7 @@ class _Execution:
 
     async def _renew_lease(self) -> None:
         lease = self.ctx.settings.lease_seconds
-        while True:
-            await asyncio.sleep(lease / 3)
+        while not await _wait(self.done, lease / 3):
             async with unit_of_work(self.ctx.sessions) as session:
                 kept = await store.renew_lease(
                     session,
@@ -318,10 +319,17 @@ class _Execution:
                 return
 
     async def _watch_cancel(self) -> None:
-        while not self.stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), self.ctx.settings.cancel_poll_seconds)
+        while not await _wait(self.done, self.ctx.settings.cancel_poll_seconds):
+            if self.stop.is_set():
+                continue
             async with unit_of_work(self.ctx.sessions) as session:
                 status = await store.get_status(session, self.run_row.id)
             if status is not RunStatus.RUNNING:
                 self.stop.set()
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; True when it is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +22,7 @@ from runplane.store.database import unit_of_work
 from runplane.store.models import RunLogLine
 
 MAX_LINE_CHARS = 4000
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -44,6 +46,7 @@ class LogWriter:
     _pending: list[_Pending] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _task: asyncio.Task[None] | None = None
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         async with unit_of_work(self.sessions) as session:
@@ -54,9 +57,15 @@ class LogWriter:
         self._task = asyncio.create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval_seconds)
-            await self.flush()
+        # Stopped by ``_closing``, not by cancel, so a flush is never cut mid-transaction.
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.flush_interval_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                # Lines stay pending; the next flush (or close) writes them.
+                log.exception("run %s: log flush failed", self.run_id)
 
     def write(self, source: str, data: bytes) -> None:
         """Accept raw output of ``source``; complete lines are queued for the next flush."""
@@ -95,7 +104,8 @@ class LogWriter:
                     self._close_partial(source)
             if not self._pending:
                 return
-            batch, self._pending = self._pending, []
+            batch = list(self._pending)
+            seq, offset = self._seq, self._offset
             rows: list[RunLogLine] = []
             for item in batch:
                 text = item.data.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -104,24 +114,26 @@ class LogWriter:
                     rows.append(
                         RunLogLine(
                             run_id=self.run_id,
-                            seq=self._seq,
-                            byte_offset=self._offset,
+                            seq=seq,
+                            byte_offset=offset,
                             source=item.source,
                             level=item.level,
                             message=message,
                         )
                     )
-                    self._seq += 1
-                    self._offset += len(message.encode()) + 1
+                    seq += 1
+                    offset += len(message.encode()) + 1
             async with unit_of_work(self.sessions) as session:
                 await log_store.append_lines(session, rows)
                 await run_store.record_log_usage(
                     session, self.run_id, self.total_bytes, self.truncated
                 )
+            # Only after the commit: a failed write keeps the batch for the next attempt.
+            del self._pending[: len(batch)]
+            self._seq, self._offset = seq, offset
 
     async def close(self) -> None:
+        self._closing.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self.flush(final=True)

@@ -140,7 +140,9 @@ async def run_command(
             done, _ = await asyncio.wait(
                 {waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
-            if waiter in done:
+            # returncode is set as soon as the leader exits; wait() itself also waits
+            # for the pipe to close, which a leftover background process holds open.
+            if waiter in done or proc.returncode is not None:
                 break
             if stopper in done:
                 stopped = StopReason.CANCELED

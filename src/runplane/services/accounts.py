@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
 
 from runplane.domain.errors import (
     Conflict,
@@ -103,7 +104,11 @@ async def _issue(
             scopes=sorted({s.value for s in scopes}),
             expires_at=utcnow() + timedelta(days=expires_in_days),
         )
-        await store.add(session, row)
+        try:
+            await store.add(session, row)
+        except IntegrityError:
+            # Two requests raced past the check above; the unique constraint decided.
+            raise DuplicateName(f"A token named {name!r} already exists for this user.") from None
         return IssuedToken(token=raw, row=row)
 
 

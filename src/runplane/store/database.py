@@ -53,7 +53,9 @@ def _configure_sqlite(sync_engine: Engine) -> None:
 
 def make_engine(url: str) -> AsyncEngine:
     if is_sqlite_url(url):
-        engine = create_async_engine(url, pool_size=8, max_overflow=8, pool_timeout=60)
+        engine = create_async_engine(
+            url, pool_size=8, max_overflow=8, pool_timeout=60, connect_args={"timeout": 30}
+        )
         _configure_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)

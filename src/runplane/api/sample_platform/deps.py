@@ -74,18 +74,29 @@ Authenticated = Annotated[Principal, Depends(require(None))]
 assert ACTION_ROLES[Action.CANCEL_RUN] == ACTION_ROLES[Action.RETRY_RUN]  # RunControl covers both
 
 
+#: What ``read_json`` returns for an empty optional body (JSON ``null`` is a body).
+NO_BODY: Any = object()
+
+
+def _json_number(text: str) -> int | float:
+    """JSON has one number type; as in JSON Schema, ``25.0`` is an integer."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 async def read_json(request: Request, *, required: bool) -> Any:
-    """The body as JSON; ``None`` when optional and empty. 415/400 as the contract says."""
+    """The body as JSON; ``NO_BODY`` when optional and empty. 415/400 as the contract says."""
     raw = await request.body()
     if not raw.strip():
         if required:
             raise BodyRejected(400, "Request body must be valid JSON.", {"body": ["Required."]})
-        return None
+        return NO_BODY
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise BodyRejected(415, "Content-Type must be application/json.", {})
     try:
-        return json.loads(raw)
+        # Integral numbers as int, so the strict body models take 25.0 for an integer.
+        return json.loads(raw, parse_float=_json_number)
     except (ValueError, UnicodeDecodeError):
         raise BodyRejected(400, "Request body must be valid JSON.", {}) from None
 
@@ -99,7 +110,7 @@ def json_body(model: type[M], *, required: bool = True) -> Callable[[Request], A
 
     async def dependency(request: Request) -> M | None:
         data = await read_json(request, required=required)
-        if data is None:
+        if data is NO_BODY:
             return None
         try:
             return model.model_validate(data)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 500
 PATH_IDS = frozenset({"run_id", "token_id", "project_id", "regression_test_id", "sample_id"})
 _INT_MAX = 2147483647
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 #: Domain error class -> (HTTP status, code).
 STATUS_OF: dict[type[de.RunplaneError], tuple[int, str]] = {
@@ -107,6 +108,17 @@ def validation_details(errors: Sequence[Any]) -> tuple[str, dict[str, list[str]]
     return messages[0], fields
 
 
+def _allow(request: Request) -> dict[str, str]:
+    """``Allow`` with every method of the path: Starlette names only the first route's."""
+    route = request.scope.get("route")
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    documented = {m.upper() for m in paths.get(getattr(route, "path_format", ""), {})}
+    methods = documented & _HTTP_METHODS
+    if "GET" in methods:
+        methods.add("HEAD")
+    return {"Allow": ", ".join(sorted(methods))} if methods else {}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(de.RunplaneError)
     async def _domain(_: Request, exc: de.RunplaneError) -> JSONResponse:
@@ -126,7 +138,7 @@ def install(app: FastAPI) -> None:
                 405,
                 "method_not_allowed",
                 f"Method {request.method} is not allowed for this resource.",
-                headers=dict(exc.headers or {}),
+                headers={**(exc.headers or {}), **_allow(request)},
             )
         code = "validation_error" if 400 <= exc.status_code < 500 else "internal_error"
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)

@@ -60,6 +60,25 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+def _close_pattern_maps(node: Any) -> None:
+    """pydantic writes ``dict[<str with a pattern>, V]`` as ``patternProperties``, which
+    admits any other key with any value; the server rejects those keys, so say that."""
+    if isinstance(node, list):
+        for item in node:
+            _close_pattern_maps(item)
+        return
+    if not isinstance(node, dict):
+        return
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+        ((pattern, values),) = patterns.items()
+        del node["patternProperties"]
+        node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+        node["additionalProperties"] = values
+    for value in node.values():
+        _close_pattern_maps(value)
+
+
 def install(app: FastAPI, *, title: str, version: str, description: str) -> None:
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -77,6 +96,7 @@ def install(app: FastAPI, *, title: str, version: str, description: str) -> None
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(js.pop("$defs", {}))
             schemas[model.__name__] = js
+        _close_pattern_maps(schemas)
         components["securitySchemes"] = {
             "bearerAuth": {
                 "type": "http",

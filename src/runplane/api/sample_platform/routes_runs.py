@@ -56,8 +56,8 @@ async def list_runs(
     commit_sha: Annotated[str | None, Query(pattern=s.SHA_PATTERN)] = None,
     repository: Annotated[str | None, Query(max_length=100, pattern=s.REPOSITORY_PATTERN)] = None,
     platform: s.Platform | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: s.QueryDateTime | None = None,
+    created_before: s.QueryDateTime | None = None,
     sort: SortKey = "-created_at",
 ) -> dict[str, Any]:
     after, before = _utc(created_after), _utc(created_before)

@@ -17,6 +17,7 @@ from runplane.store.models import utcnow
 router = APIRouter(prefix="/system", tags=["system"])
 
 
+@router.head("/health", include_in_schema=False)
 @router.get(
     "/health",
     response_model=s.SystemHealth,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic_core import PydanticCustomError
 
 from runplane.domain.dialects import SAMPLE_PLATFORM_STATUS
 from runplane.domain.permissions import Scope
@@ -25,6 +27,18 @@ ApiDateTime = Annotated[
     PlainSerializer(lambda d: d.strftime(DATETIME_FORMAT), return_type=str),
     Field(json_schema_extra={"format": "date-time"}),
 ]
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601_only(value: Any) -> Any:
+    # Lax parsing would read "0.5" as a Unix time; the API documents ISO 8601.
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
+        raise PydanticCustomError("datetime_parsing", "Input should be an ISO 8601 datetime")
+    return value
+
+
+#: A datetime query parameter: ISO 8601 text only.
+QueryDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 SpRunStatus = Literal["queued", "running", "pass", "fail", "canceled", "error", "incomplete"]
 Platform = Literal["linux", "windows"]
 REPOSITORY_PATTERN = r"^[a-zA-Z0-9_.-]+/[a-zA-Z0-9_.-]+$"
@@ -34,7 +48,10 @@ T = TypeVar("T")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields are errors, and so are values of another JSON type
+    (``true`` for a number, ``"5"`` for an integer) that lax parsing would convert."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # ---- errors ---------------------------------------------------------------------------
@@ -75,7 +92,8 @@ class TokenCreate(Strict):
     password: str = Field(min_length=8, max_length=128)
     token_name: str = Field(min_length=1, max_length=50, pattern=r"^[a-zA-Z0-9_-]+$")
     expires_in_days: int = Field(default=30, ge=1, le=90)
-    scopes: list[Scope] | None = Field(default=None, max_length=8)
+    # Strict mode wants enum members; from JSON they are strings.
+    scopes: list[Annotated[Scope, Field(strict=False)]] | None = Field(default=None, max_length=8)
 
 
 class AuthToken(BaseModel):

@@ -1,0 +1,212 @@
+"""Shared fixtures: real SQLite files, the real PostgreSQL, the real app over ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+
+from runplane.api.app import create_app
+from runplane.config import Settings
+from runplane.domain.permissions import ALL_SCOPES, Role, Scope, scopes_allowed_for
+from runplane.runtime import Runtime
+from runplane.services import accounts, demo, projects
+from runplane.services.context import Context
+from runplane.store.models import Run
+
+PG_ADMIN_DSN = os.environ.get("RUNPLANE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return None
+    except Exception as exc:
+        return str(exc)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> str:
+    problem = _pg_available()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_DSN} is required in CI: {problem}")
+        pytest.skip(f"PostgreSQL at {PG_ADMIN_DSN} is unreachable: {problem}")
+    return PG_ADMIN_DSN
+
+
+@pytest.fixture
+def pg_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"rp_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = pg_admin_dsn.rsplit("/", 1)[0]
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    finally:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "workers": 2,
+        "lease_seconds": 10.0,
+        "reaper_interval_seconds": 1.0,
+        "grace_period_seconds": 1.0,
+        "cancel_poll_seconds": 0.5,
+        "dispatch_poll_seconds": 0.2,
+        # Contract defaults are tested in test_rate_limits; elsewhere they would
+        # only make tests depend on how many requests they happen to send.
+        "rate_limit_reads": 100_000,
+        "rate_limit_writes": 100_000,
+        "rate_limit_token_create": 100_000,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Database and services without workers (for store/service tests)."""
+    rt = await Runtime.open(settings, run_workers=False)
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+@pytest.fixture
+def ctx(runtime: Runtime) -> Context:
+    return runtime.ctx
+
+
+@dataclass
+class DemoRepo:
+    path: Path
+    passing_sha: str
+    failing_sha: str
+
+
+@pytest.fixture(scope="session")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> DemoRepo:
+    path = tmp_path_factory.mktemp("demo-repo")
+    passing, failing = demo.make_demo_repository(path)
+    return DemoRepo(path, passing, failing)
+
+
+@dataclass
+class Api:
+    """The running app, an httpx client on it, and helpers to make users and tokens."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    ctx: Context
+
+    async def token(self, role: Role = Role.ADMIN, scopes: tuple[Scope, ...] | None = None) -> str:
+        email = f"{role.value}-{uuid.uuid4().hex[:8]}@example.com"
+        await accounts.create_user(self.ctx, email, "password123", role)
+        chosen = list(scopes if scopes is not None else ALL_SCOPES)
+        if role is not Role.ADMIN and scopes is None:
+            chosen = [s for s in chosen if s in scopes_allowed_for(role)]
+        issued = await accounts.issue_for_email(self.ctx, email, "t", chosen, 30)
+        return issued.token
+
+    async def headers(
+        self, role: Role = Role.ADMIN, scopes: tuple[Scope, ...] | None = None
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.token(role, scopes)}"}
+
+    async def project(
+        self, repo: DemoRepo | Path, repository: str = "demo/calculator", **fields: Any
+    ) -> int:
+        path = repo.path if isinstance(repo, DemoRepo) else repo
+        spec = projects.ProjectSpec(
+            repository=repository,
+            repo_url=str(path),
+            test_command=fields.pop("test_command", "python3 run_tests.py {failed_tests}"),
+            **fields,
+        )
+        return (await projects.create(self.ctx, None, spec)).id
+
+    async def submit(
+        self, headers: dict[str, str], sha: str, repository: str = "demo/calculator", **extra: Any
+    ) -> dict[str, Any]:
+        response = await self.client.post(
+            "/api/v1/runs",
+            headers=headers,
+            json={"repository": repository, "commit_sha": sha, "platform": "linux", **extra},
+        )
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def wait_for(
+        self, headers: dict[str, str], run_id: int, statuses: set[str], timeout: float = 60
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            response = await self.client.get(f"/api/v1/runs/{run_id}", headers=headers)
+            body: dict[str, Any] = response.json()
+            if body.get("status") in statuses:
+                return body
+            if loop.time() > deadline:
+                raise AssertionError(f"run {run_id} still {body.get('status')}")
+            await asyncio.sleep(0.1)
+
+
+async def _api(settings: Settings, run_workers: bool) -> AsyncIterator[Api]:
+    app = create_app(settings, run_workers=run_workers)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(app=app, client=client, ctx=app.state.runtime.ctx)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    """The app with in-process workers."""
+    async for value in _api(settings, run_workers=True):
+        yield value
+
+
+@pytest.fixture
+async def api_no_workers(settings: Settings) -> AsyncIterator[Api]:
+    """The app without workers: runs stay queued."""
+    async for value in _api(settings, run_workers=False):
+        yield value
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+__all__ = ["Api", "DemoRepo", "Run", "eventually", "make_settings"]
