@@ -42,8 +42,8 @@ def create_sample_platform_app(state: GateState, workers: Callable[[], int]) -> 
 
     @app.exception_handler(BodyRejected)
     async def _body(_: Request, exc: BodyRejected) -> JSONResponse:
-        details = {"fields": exc.fields} if exc.fields or exc.status == 400 else {}
-        return errors.error_response(exc.status, "validation_error", exc.message, details)
+        details = {"fields": exc.fields} if exc.fields or exc.status_code == 400 else {}
+        return errors.error_response(exc.status_code, "validation_error", exc.message, details)
 
     for router in (auth_router, runs_router, system_router, projects_router):
         app.include_router(router)

@@ -24,7 +24,7 @@ class BodyRejected(Exception):
     """A request body that is not JSON, or not the right JSON."""
 
     def __init__(self, status: int, message: str, fields: dict[str, list[str]]) -> None:
-        self.status = status
+        self.status_code = status
         self.message = message
         self.fields = fields
 

@@ -1,0 +1,42 @@
+"""The same run lifecycle on PostgreSQL: services and schema are backend-agnostic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance import test_runs_api as lifecycle
+from tests.conftest import Api, DemoRepo, _api, make_settings
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def api_pg(tmp_path: Path, pg_url: str) -> AsyncIterator[Api]:
+    settings = make_settings(tmp_path / "data", database_url=pg_url)
+    async for value in _api(settings, run_workers=True):
+        yield value
+
+
+async def test_run_to_fail_with_results(api_pg: Api, demo_repo: DemoRepo) -> None:
+    await lifecycle.test_failing_commit_runs_to_fail_with_results_logs_and_progress(
+        api_pg, demo_repo
+    )
+
+
+async def test_cancel_running_run(api_pg: Api, tmp_path: Path) -> None:
+    await lifecycle.test_cancel_running_run_kills_its_process_tree(api_pg, tmp_path)
+
+
+async def test_retry_and_failed_only(api_pg: Api, demo_repo: DemoRepo) -> None:
+    await lifecycle.test_failed_only_retry_runs_just_the_failed_tests(api_pg, demo_repo)
+
+
+async def test_idempotency_and_listing(api_pg: Api, demo_repo: DemoRepo) -> None:
+    await lifecycle.test_idempotency_key(api_pg, demo_repo)
+
+
+async def test_restart(api_pg: Api, demo_repo: DemoRepo) -> None:
+    await lifecycle.test_restart_reuses_the_id_and_wipes_results(api_pg, demo_repo)
