@@ -427,7 +427,7 @@ async def test_list_filters_sort_and_pagination(api_no_workers: Api, demo_repo: 
     assert queued["pagination"]["total"] == 5
     none = (await api.client.get("/api/v1/runs", params={"status": "pass"}, headers=h)).json()
     assert none["pagination"]["total"] == 0
-    bad = [
+    bad: list[dict[str, str | int]] = [
         {"status": "cancelled"},
         {"limit": 0},
         {"limit": "x"},

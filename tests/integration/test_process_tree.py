@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-from runplane.execution.process_tree import StopReason, run_command
+from runplane.execution.process_tree import ProcessOutcome, StopReason, run_command
 
 
 def _alive(pid: int) -> bool:
@@ -18,28 +18,34 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def _collect(tmp_path: Path, command: str, **kwargs: object) -> tuple[object, bytes]:
+async def _collect(
+    tmp_path: Path,
+    command: str,
+    *,
+    stop: asyncio.Event | None = None,
+    deadline: float | None = None,
+    grace: float = 0.5,
+) -> tuple[ProcessOutcome, bytes]:
     out = bytearray()
 
     async def sink(chunk: bytes) -> None:
         out.extend(chunk)
 
-    stop = kwargs.pop("stop", asyncio.Event())
     outcome = await run_command(
         command,
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin"},
         on_output=sink,
-        stop=stop,
-        deadline=kwargs.pop("deadline", None),  # type: ignore[arg-type]
-        grace_seconds=kwargs.pop("grace", 0.5),  # type: ignore[arg-type]
+        stop=stop or asyncio.Event(),
+        deadline=deadline,
+        grace_seconds=grace,
     )
     return outcome, bytes(out)
 
 
 async def test_exit_code_and_output(tmp_path: Path) -> None:
     outcome, out = await _collect(tmp_path, "echo hello; echo oops >&2; exit 3")
-    assert outcome.exit_code == 3 and outcome.stopped is None  # type: ignore[attr-defined]
+    assert outcome.exit_code == 3 and outcome.stopped is None
     assert b"hello" in out and b"oops" in out
 
 
@@ -64,7 +70,7 @@ async def test_cancel_kills_sigterm_ignoring_grandchild_and_setsid_escapee(
     started = time.monotonic()
     stop.set()
     outcome, _ = await task
-    assert outcome.stopped is StopReason.CANCELED  # type: ignore[attr-defined]
+    assert outcome.stopped is StopReason.CANCELED
     assert time.monotonic() - started < 5
     for pid in children:
         assert not _alive(pid)
@@ -73,17 +79,17 @@ async def test_cancel_kills_sigterm_ignoring_grandchild_and_setsid_escapee(
 async def test_time_limit(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     outcome, _ = await _collect(tmp_path, "sleep 30", deadline=loop.time() + 0.5)
-    assert outcome.stopped is StopReason.TIMED_OUT  # type: ignore[attr-defined]
-    assert outcome.exit_code is None  # type: ignore[attr-defined]
+    assert outcome.stopped is StopReason.TIMED_OUT
+    assert outcome.exit_code is None
 
 
 async def test_background_leftovers_die_after_a_natural_exit(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     outcome, _ = await _collect(tmp_path, f"(sleep 300 & echo $! > {pid_file}); sleep 0.6; exit 0")
-    assert outcome.exit_code == 0  # type: ignore[attr-defined]
+    assert outcome.exit_code == 0
     assert not _alive(int(pid_file.read_text()))
 
 
 async def test_output_flood_does_not_block(tmp_path: Path) -> None:
     outcome, out = await _collect(tmp_path, "head -c 5000000 /dev/zero | tr '\\0' 'x'")
-    assert outcome.exit_code == 0 and len(out) == 5_000_000  # type: ignore[attr-defined]
+    assert outcome.exit_code == 0 and len(out) == 5_000_000

@@ -156,10 +156,10 @@ def test_transition_refuses_to_set_other_columns() -> None:
     with pytest.raises(ValueError):
         asyncio.run(
             store.transition(
-                None,
+                None,  # type: ignore[arg-type]
                 1,
                 RunStatus.RUNNING,
-                EventSpec("x"),  # type: ignore[arg-type]
+                EventSpec("x"),
                 repository="evil",
             )
         )
