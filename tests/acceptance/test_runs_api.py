@@ -510,3 +510,23 @@ def _head(repo: Path) -> str:
 @pytest.fixture(autouse=True)
 def _no_leftover_workspaces() -> None:
     return None
+
+
+async def test_cancel_racing_a_natural_finish_is_consistent(api: Api, tmp_path: Path) -> None:
+    """Whatever wins, an accepted cancel ends canceled and a no_op means the run had ended."""
+    repo = _repo(tmp_path, "sleep 0.4")
+    await api.project(repo, repository="o/race", test_command="sh t.sh")
+    h = await api.headers()
+    outcomes = set()
+    for delay in (0.25, 0.35, 0.4, 0.45, 0.5, 0.6):
+        run = await api.submit(h, _head(repo), repository="o/race")
+        await api.wait_for(h, run["run_id"], {"running"} | TERMINAL)
+        await asyncio.sleep(delay)
+        answer = (await api.client.post(f"/api/v1/runs/{run['run_id']}/cancel", headers=h)).json()
+        done = await api.wait_for(h, run["run_id"], TERMINAL)
+        if answer["status"] == "accepted":
+            assert done["status"] == "canceled"
+        else:
+            assert answer["status"] == "no_op" and done["status"] == "pass"
+        outcomes.add(done["status"])
+    assert outcomes <= {"pass", "canceled"}
