@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     grace_period_seconds: float = Field(default=3.0, ge=0)
     #: How often a worker re-reads the run's status to notice a cancel from elsewhere.
     cancel_poll_seconds: float = Field(default=1.0, gt=0)
+    #: How long a cancel of a running run waits for the run to be stopped before answering.
+    cancel_wait_seconds: float = Field(default=5.0, ge=0)
     #: How often idle workers look for queued runs submitted by another process.
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     #: Output kept per run; the rest is dropped and the truncation noted in the log.

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -32,6 +31,7 @@ class Runtime:
     ctx: Context
     dispatcher: LocalDispatcher | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def open(cls, settings: Settings, *, run_workers: bool) -> Runtime:
@@ -43,6 +43,7 @@ class Runtime:
         ctx = Context(
             settings=settings,
             sessions=make_sessionmaker(engine),
+            reads=make_sessionmaker(engine, read_only=True),
             secret_key=load_secret_key(settings),
             signals=NoSignals(),
         )
@@ -52,7 +53,7 @@ class Runtime:
             reaped += await reap_expired_leases(ctx)
             if reaped:
                 log.warning("took back %d run(s) left by dead workers: %s", len(reaped), reaped)
-            runtime._tasks.append(asyncio.create_task(reaper_loop(ctx)))
+            runtime._tasks.append(asyncio.create_task(reaper_loop(ctx, runtime._stop)))
             if settings.workers > 0:
                 runtime.dispatcher = LocalDispatcher(ctx, settings.workers)
                 ctx.signals = runtime.dispatcher
@@ -62,9 +63,6 @@ class Runtime:
     async def close(self) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.engine.dispose()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 
 import psutil
 
-from runplane.execution.process_tree import ProcessOutcome, StopReason, run_command
+from runplane.execution.process_tree import ProcessOutcome, StopReason, kill_tree, run_command
 
 
 def _alive(pid: int) -> bool:
@@ -35,6 +36,7 @@ async def _collect(
         command,
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin"},
+        marker=f"test-{uuid.uuid4().hex}",
         on_output=sink,
         stop=stop or asyncio.Event(),
         deadline=deadline,
@@ -93,3 +95,26 @@ async def test_background_leftovers_die_after_a_natural_exit(tmp_path: Path) -> 
 async def test_output_flood_does_not_block(tmp_path: Path) -> None:
     outcome, out = await _collect(tmp_path, "head -c 5000000 /dev/zero | tr '\\0' 'x'")
     assert outcome.exit_code == 0 and len(out) == 5_000_000
+
+
+async def test_double_forked_daemon_dies_with_its_run(tmp_path: Path) -> None:
+    """setsid + an immediately exiting parent: only the inherited marker links it to us."""
+    pid_file = tmp_path / "daemon"
+    started = time.monotonic()
+    outcome, _ = await _collect(
+        tmp_path,
+        f"sh -c 'setsid sh -c \"echo \\$\\$ > {pid_file}; exec sleep 31\" & exit 0' & "
+        "sleep 0.5; echo done",
+    )
+    assert outcome.exit_code == 0
+    assert time.monotonic() - started < 4
+    assert not _alive(int(pid_file.read_text()))
+
+
+async def test_kill_tree_by_marker_finds_orphans_of_a_crashed_worker(tmp_path: Path) -> None:
+    marker = f"crashed-{uuid.uuid4().hex}"
+    env = {"PATH": "/usr/bin:/bin", "RUNPLANE_PROCESS_MARKER": marker + "-x"}
+    proc = await asyncio.create_subprocess_exec("sleep", "60", env=env, start_new_session=True)
+    await asyncio.sleep(0.2)
+    await kill_tree(marker, None, 0.0)
+    assert await asyncio.wait_for(proc.wait(), 5) != 0

@@ -31,6 +31,9 @@ class LocalDispatcher:
         self._cancels: dict[int, asyncio.Event] = {}
         self._claiming: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        # Shutdown is cooperative: a task cancelled inside a transaction could leave
+        # SQLite's write lock held, so workers are asked to stop and then awaited.
+        self._shutdown = asyncio.Event()
 
     # RunSignals
     def run_queued(self, run_id: int) -> None:
@@ -51,14 +54,22 @@ class LocalDispatcher:
             for slot in range(self.concurrency)
         ]
 
-    async def stop(self) -> None:
-        for task in self._tasks:
+    async def stop(self, timeout_seconds: float = 30.0) -> None:
+        """Stop taking runs, stop running ones (they end ``worker_shutdown``), wait for all."""
+        self._shutdown.set()
+        self._wake.set()
+        done, pending = (
+            await asyncio.wait(self._tasks, timeout=timeout_seconds)
+            if self._tasks
+            else (set(), set())
+        )
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*done, *pending, return_exceptions=True)
         self._tasks = []
 
     async def _candidate(self) -> int | None:
-        async with unit_of_work(self.ctx.sessions) as session:
+        async with unit_of_work(self.ctx.reads) as session:
             ids = await store.next_queued_ids(session, self.concurrency * 2 + 1)
         for run_id in ids:
             if run_id not in self._claiming:
@@ -68,7 +79,7 @@ class LocalDispatcher:
 
     async def _work(self, slot: int) -> None:
         me = worker_id(slot)
-        while True:
+        while not self._shutdown.is_set():
             self._wake.clear()
             try:
                 run_id = await self._candidate()
@@ -84,7 +95,9 @@ class LocalDispatcher:
             cancel = asyncio.Event()
             self._cancels[run_id] = cancel
             try:
-                await execute_run(self.ctx, run_id, worker_id=me, cancel=cancel)
+                await execute_run(
+                    self.ctx, run_id, worker_id=me, cancel=cancel, shutdown=self._shutdown
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -2,10 +2,10 @@
 
 One coroutine owns the run from claim to final status. Beside it run a lease
 renewer and a cancel watcher; the run's processes race their own exit against a
-cancel (signalled in-process or seen by polling the status) and the time limit.
-The final status and the results are written in one transaction, and that write
-is a compare-and-set: a cancel that arrived meanwhile wins, and a worker whose
-lease was reaped cannot overwrite the reaper's verdict.
+cancel (signalled in-process or seen by polling the status), the time limit and
+a worker shutdown. The final status is a compare-and-set written together with
+the results: a cancel that arrived meanwhile wins, and a worker whose lease was
+reaped writes nothing at all.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from runplane.domain.status import ProgressState, RunStatus
+from runplane.domain.urls import redact_url
 from runplane.execution import workspace as ws
 from runplane.execution.junit import ReportUnreadable, parse_report
 from runplane.execution.log_writer import LogWriter
@@ -32,6 +36,7 @@ from runplane.store.models import Project, Run, RunResult, utcnow
 from runplane.store.runs import EventSpec
 
 log = logging.getLogger(__name__)
+FINISH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +47,23 @@ class _Verdict:
     exit_code: int | None = None
 
 
-async def execute_run(
-    ctx: Context, run_id: int, *, worker_id: str, cancel: asyncio.Event | None = None
-) -> RunStatus | None:
-    """Claim ``run_id`` and execute it; returns the final status, or None if not claimed.
+class _LostRun(Exception):
+    """The run is no longer ours (reaped or restarted): roll back, write nothing."""
 
-    ``cancel`` lets an in-process dispatcher deliver a cancel at once; without it
-    a cancel is noticed by polling within ``cancel_poll_seconds``.
+
+async def execute_run(
+    ctx: Context,
+    run_id: int,
+    *,
+    worker_id: str,
+    cancel: asyncio.Event | None = None,
+    shutdown: asyncio.Event | None = None,
+) -> RunStatus | None:
+    """Claim ``run_id`` and execute it; returns the final status, or None if not ours.
+
+    ``cancel`` lets an in-process dispatcher deliver a cancel at once (otherwise it
+    is noticed by polling within ``cancel_poll_seconds``). ``shutdown`` stops the
+    run's processes and ends the run as ``error`` (``worker_shutdown``).
     """
     now = utcnow()
     async with unit_of_work(ctx.sessions) as session:
@@ -69,21 +84,31 @@ async def execute_run(
             if run.project_id is not None
             else None
         )
-    execution = _Execution(ctx, run, project, worker_id, cancel or asyncio.Event())
+    execution = _Execution(
+        ctx, run, project, worker_id, cancel or asyncio.Event(), shutdown or asyncio.Event()
+    )
     return await execution.run()
 
 
 class _Execution:
     def __init__(
-        self, ctx: Context, run: Run, project: Project | None, worker_id: str, stop: asyncio.Event
+        self,
+        ctx: Context,
+        run: Run,
+        project: Project | None,
+        worker_id: str,
+        stop: asyncio.Event,
+        shutdown: asyncio.Event,
     ) -> None:
         self.ctx = ctx
         self.run_row = run
         self.project = project
         self.worker_id = worker_id
         self.stop = stop
+        self.shutdown = shutdown
         self.lease_lost = False
-        self.log = LogWriter(ctx.sessions, run.id, ctx.settings.max_log_bytes)
+        self.marker = ctx.process_marker_prefix(run.id) + uuid.uuid4().hex[:8]
+        self.log = LogWriter(ctx.sessions, run.id, ctx.settings.max_log_bytes, owner=worker_id)
         # Side loops are stopped by this event, never by task.cancel(): a cancel that
         # lands inside a transaction can leave SQLite's write lock held.
         self.done = asyncio.Event()
@@ -93,6 +118,7 @@ class _Execution:
         side = [
             asyncio.create_task(self._renew_lease()),
             asyncio.create_task(self._watch_cancel()),
+            asyncio.create_task(self._watch_shutdown()),
         ]
         workspace: ws.Workspace | None = None
         results: list[RunResult] = []
@@ -107,18 +133,6 @@ class _Execution:
                 )
                 verdict = await self._steps(self.project, workspace)
                 results = self._collect(workspace.junit_path)
-        except asyncio.CancelledError:
-            # The server is shutting down: the tree is already dead (run_command
-            # kills it); record why the run ended, shielded from the cancellation.
-            await asyncio.shield(
-                self._finish(
-                    _Verdict(
-                        RunStatus.ERROR, "Worker shut down during the run.", "worker_shutdown"
-                    ),
-                    [],
-                )
-            )
-            raise
         except Exception as exc:
             log.exception("run %s: executor failed", self.run_row.id)
             verdict = _Verdict(RunStatus.ERROR, f"Internal error: {exc}", "internal_error")
@@ -126,7 +140,7 @@ class _Execution:
             self.done.set()
             await asyncio.gather(*side, return_exceptions=True)
             if workspace is not None:
-                workspace.remove()
+                await asyncio.to_thread(workspace.remove)
         return await asyncio.shield(self._finish(verdict, results))
 
     async def _steps(self, project: Project, workspace: ws.Workspace) -> _Verdict:
@@ -139,7 +153,8 @@ class _Execution:
             if project.grace_period_seconds is not None
             else settings.grace_period_seconds
         )
-        env = ws.run_environment(
+        git_env = ws.checkout_environment()
+        test_env = ws.run_environment(
             project.env,
             {
                 "RUNPLANE_RUN_ID": str(run.id),
@@ -148,48 +163,62 @@ class _Execution:
                 "RUNPLANE_SELECTED_TESTS": "\n".join(run.selected_tests or []),
                 "RUNPLANE_COMMIT_SHA": run.commit_sha,
             },
+            workspace.home,
         )
+        url = redact_url(project.repo_url)
 
-        async def step(command: str, cwd: Path, source: str) -> ProcessOutcome:
-            self.log.note(f"$ {command}")
+        async def step(
+            command: str, cwd: Path, source: str, env: dict[str, str], shown: str | None = None
+        ) -> ProcessOutcome:
+            self.log.note(f"$ {shown or command}")
 
             async def sink(chunk: bytes) -> None:
                 self.log.write(source, chunk)
 
-            return await run_command(
-                command,
-                cwd=cwd,
-                env=env,
-                on_output=sink,
-                stop=self.stop,
-                deadline=deadline,
-                grace_seconds=grace,
-            )
+            try:
+                return await run_command(
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    marker=self.marker,
+                    on_output=sink,
+                    stop=self.stop,
+                    deadline=deadline,
+                    grace_seconds=grace,
+                )
+            finally:
+                self.log.end_of_stream(source)
+
+        def failed(outcome: ProcessOutcome) -> bool:
+            return outcome.stopped is not None or outcome.exit_code != 0
 
         await self._progress(ProgressState.PREPARATION, f"Checking out {run.commit_sha}.")
+        clone = ws.clone_command(project.repo_url, workspace.source)
         outcome = await step(
-            ws.clone_command(project.repo_url, workspace.source), workspace.root, "build"
+            clone, workspace.root, "build", git_env, shown=clone.replace(project.repo_url, url)
         )
-        if outcome.stopped or outcome.exit_code != 0:
+        if failed(outcome):
             return self._stopped(outcome, project) or _Verdict(
-                RunStatus.ERROR, f"Checkout of {project.repo_url} failed.", "checkout_failed"
+                RunStatus.ERROR, f"Checkout of {url} failed.", "checkout_failed"
             )
-        outcome = await step(ws.has_commit_command(run.commit_sha), workspace.source, "build")
-        if outcome.stopped or outcome.exit_code != 0:
+        outcome = await step(
+            ws.has_commit_command(run.commit_sha), workspace.source, "build", git_env
+        )
+        if failed(outcome):
             return self._stopped(outcome, project) or _Verdict(
-                RunStatus.ERROR,
-                f"Commit {run.commit_sha} not found in {project.repo_url}.",
-                "commit_not_found",
+                RunStatus.ERROR, f"Commit {run.commit_sha} not found in {url}.", "commit_not_found"
             )
-        outcome = await step(ws.checkout_command(run.commit_sha), workspace.source, "build")
-        if outcome.stopped or outcome.exit_code != 0:
+        outcome = await step(
+            ws.checkout_command(run.commit_sha), workspace.source, "build", git_env
+        )
+        if failed(outcome):
             return self._stopped(outcome, project) or _Verdict(
                 RunStatus.ERROR, f"Checkout of commit {run.commit_sha} failed.", "checkout_failed"
             )
         if project.build_command:
             await self._progress(ProgressState.PREPARATION, "Building.")
-            outcome = await step(project.build_command, workspace.source, "build")
-            if outcome.stopped or outcome.exit_code != 0:
+            outcome = await step(project.build_command, workspace.source, "build", test_env)
+            if failed(outcome):
                 return self._stopped(outcome, project) or _Verdict(
                     RunStatus.ERROR,
                     f"Build failed with exit code {outcome.exit_code}.",
@@ -200,7 +229,7 @@ class _Execution:
         command = ws.test_command(
             project.test_command, run.selected_tests, FAILED_TESTS_PLACEHOLDER
         )
-        outcome = await step(command, workspace.source, "test_runner")
+        outcome = await step(command, workspace.source, "test_runner", test_env)
         stopped = self._stopped(outcome, project)
         if stopped:
             return stopped
@@ -217,6 +246,11 @@ class _Execution:
         if outcome.stopped is StopReason.CANCELED:
             if self.lease_lost:
                 return _Verdict(RunStatus.ERROR, "Worker lost its lease on the run.", "worker_lost")
+            if self.shutdown.is_set():
+                # If a cancel was also requested, _finish still ends the run canceled.
+                return _Verdict(
+                    RunStatus.ERROR, "The worker shut down during the run.", "worker_shutdown"
+                )
             return _Verdict(
                 RunStatus.CANCELED, "Run canceled; its processes were stopped.", "canceled"
             )
@@ -234,7 +268,7 @@ class _Execution:
         try:
             cases = parse_report(report)
         except ReportUnreadable as exc:
-            self.log.note(f"JUnit report {report} could not be read: {exc}", "warning")
+            self.log.note(f"JUnit report {report.name} could not be read: {exc}", "warning")
             return []
         return [
             RunResult(
@@ -250,40 +284,57 @@ class _Execution:
     async def _progress(self, state: ProgressState, message: str) -> None:
         self.log.note(f"[runplane] {message}")
         async with unit_of_work(self.ctx.sessions) as session:
-            await store.add_progress(session, self.run_row.id, state.value, message)
+            if await store.owns(session, self.run_row.id, self.worker_id):
+                await store.add_progress(session, self.run_row.id, state.value, message)
 
     async def _finish(self, verdict: _Verdict, results: list[RunResult]) -> RunStatus | None:
-        self.log.note(
-            f"[runplane] {verdict.message}",
-            "info" if verdict.status is RunStatus.PASSED else "warning",
-        )
-        await self.log.close()
+        level = "info" if verdict.status is RunStatus.PASSED else "warning"
+        self.log.note(f"[runplane] {verdict.message}", level)
+        try:
+            await self.log.close()
+        except Exception:
+            log.exception("run %s: final log flush failed", self.run_row.id)
+        for attempt in range(FINISH_ATTEMPTS):
+            try:
+                return await self._write_verdict(verdict, results)
+            except _LostRun:
+                log.warning("run %s: not ours any more; verdict dropped", self.run_row.id)
+                return None
+            except Exception:
+                log.exception(
+                    "run %s: writing the verdict failed (attempt %d)", self.run_row.id, attempt + 1
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+        # The lease runs out and the reaper ends the run as worker_lost.
+        return None
+
+    async def _write_verdict(self, verdict: _Verdict, results: list[RunResult]) -> RunStatus:
         run_id = self.run_row.id
         now = utcnow()
+        outcome: dict[str, Any] = {
+            "completed_at": now,
+            "exit_code": verdict.exit_code,
+            "lease_expires_at": None,
+        }
         async with unit_of_work(self.ctx.sessions) as session:
-            if results:
-                await result_store.replace_results(session, run_id, results)
-            target = verdict.status
             done: Run | None = None
-            if target is not RunStatus.CANCELED:
+            if verdict.status is not RunStatus.CANCELED:
                 done = await store.transition(
                     session,
                     run_id,
-                    target,
+                    verdict.status,
                     EventSpec(verdict.message, self.worker_id),
                     expected={RunStatus.RUNNING},
                     owner=self.worker_id,
-                    completed_at=now,
-                    exit_code=verdict.exit_code,
                     reason=verdict.reason,
-                    lease_expires_at=None,
+                    **outcome,
                 )
             if done is None:
                 # Either we were stopped by a cancel, or a cancel raced our natural
                 # finish: a requested cancel always ends as canceled.
                 message = (
                     verdict.message
-                    if target is RunStatus.CANCELED
+                    if verdict.status is RunStatus.CANCELED
                     else "Run canceled while it was finishing."
                 )
                 done = await store.transition(
@@ -293,39 +344,65 @@ class _Execution:
                     EventSpec(message, self.worker_id),
                     expected={RunStatus.CANCELING},
                     owner=self.worker_id,
-                    completed_at=now,
-                    exit_code=verdict.exit_code,
-                    lease_expires_at=None,
+                    **outcome,
                 )
-        if done is None:
-            log.warning("run %s: final status not written (lease lost or reaped)", run_id)
-            return None
-        return RunStatus(done.status)
+            if done is None:
+                raise _LostRun
+            if results:
+                await result_store.replace_results(session, run_id, results)
+            return RunStatus(done.status)
 
     async def _renew_lease(self) -> None:
         lease = self.ctx.settings.lease_seconds
+        loop = asyncio.get_running_loop()
+        valid_until = loop.time() + lease
         while not await _wait(self.done, lease / 3):
-            async with unit_of_work(self.ctx.sessions) as session:
-                kept = await store.renew_lease(
-                    session,
-                    self.run_row.id,
-                    self.worker_id,
-                    utcnow() + timedelta(seconds=lease),
-                )
+            try:
+                async with unit_of_work(self.ctx.sessions) as session:
+                    kept = await store.renew_lease(
+                        session,
+                        self.run_row.id,
+                        self.worker_id,
+                        utcnow() + timedelta(seconds=lease),
+                    )
+            except Exception:
+                log.exception("run %s: lease renewal failed; retrying", self.run_row.id)
+                kept = loop.time() < valid_until
+            else:
+                valid_until = loop.time() + lease
             if not kept:
-                # Someone else (the reaper) decided this run's fate: stop working on it.
+                # The reaper (or a restart) decided this run's fate: stop working on it.
                 self.lease_lost = True
                 self.stop.set()
                 return
 
     async def _watch_cancel(self) -> None:
-        while not await _wait(self.done, self.ctx.settings.cancel_poll_seconds):
+        await self._every(self.ctx.settings.cancel_poll_seconds, self._check_status)
+
+    async def _check_status(self) -> None:
+        async with unit_of_work(self.ctx.reads) as session:
+            status = await store.get_status(session, self.run_row.id)
+        if status is not RunStatus.RUNNING:
+            self.stop.set()
+
+    async def _watch_shutdown(self) -> None:
+        stopper = asyncio.create_task(self.shutdown.wait())
+        finisher = asyncio.create_task(self.done.wait())
+        await asyncio.wait({stopper, finisher}, return_when=asyncio.FIRST_COMPLETED)
+        if self.shutdown.is_set():
+            self.stop.set()
+        for task in (stopper, finisher):
+            task.cancel()
+        await asyncio.gather(stopper, finisher, return_exceptions=True)
+
+    async def _every(self, seconds: float, check: Callable[[], Awaitable[None]]) -> None:
+        while not await _wait(self.done, seconds):
             if self.stop.is_set():
                 continue
-            async with unit_of_work(self.ctx.sessions) as session:
-                status = await store.get_status(session, self.run_row.id)
-            if status is not RunStatus.RUNNING:
-                self.stop.set()
+            try:
+                await check()
+            except Exception:
+                log.exception("run %s: status check failed; retrying", self.run_row.id)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:

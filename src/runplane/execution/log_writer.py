@@ -37,6 +37,8 @@ class LogWriter:
     sessions: async_sessionmaker[AsyncSession]
     run_id: int
     max_bytes: int
+    #: Worker that must still own the run for its lines to be written.
+    owner: str | None = None
     flush_interval_seconds: float = 0.25
     total_bytes: int = 0
     truncated: bool = False
@@ -91,6 +93,10 @@ class LogWriter:
         """A line of runplane's own (``orchestrator`` source); never counted against the cap."""
         self._pending.append(_Pending("orchestrator", level, message.encode()))
 
+    def end_of_stream(self, source: str) -> None:
+        """A command of ``source`` ended: its unterminated last line is a line of its own."""
+        self._close_partial(source)
+
     def _close_partial(self, source: str) -> None:
         buf = self._partial.get(source)
         if buf:
@@ -124,6 +130,13 @@ class LogWriter:
                     seq += 1
                     offset += len(message.encode()) + 1
             async with unit_of_work(self.sessions) as session:
+                if self.owner is not None and not await run_store.owns(
+                    session, self.run_id, self.owner
+                ):
+                    # The run was reaped or restarted: these lines belong to no attempt.
+                    self._pending.clear()
+                    self.truncated = True
+                    return
                 await log_store.append_lines(session, rows)
                 await run_store.record_log_usage(
                     session, self.run_id, self.total_bytes, self.truncated

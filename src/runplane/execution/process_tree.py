@@ -1,11 +1,12 @@
 """Spawning a command in its own session and killing its whole tree.
 
-Each command runs in a new session (so a new process group). Stopping it sends
-SIGTERM to the group and to every descendant seen so far, waits a grace period,
-then SIGKILLs whatever is left. Descendants are snapshotted while the command
-runs because a process that calls ``setsid()`` leaves the group, and one whose
-parent exited is re-parented away from us: neither could be found afterwards.
-After a natural exit the same sweep runs, so nothing a test left behind survives.
+Each command runs in a new session (so a new process group) with a marker
+variable in its environment that every descendant inherits. Stopping the tree
+signals the process group *and* every process carrying the marker: a process
+that called ``setsid()`` (a daemon that double-forked) has left the group, and
+once its parent exited nothing links it to us but that inherited variable.
+SIGTERM first, a grace period, then SIGKILL. After a natural exit the same sweep
+runs without the grace period, so nothing a test started outlives its run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from pathlib import Path
 import psutil
 
 READ_CHUNK_BYTES = 65536
-SNAPSHOT_INTERVAL_SECONDS = 0.25
+#: How often the leader's exit is checked while a leftover holds the pipe open.
+EXIT_POLL_SECONDS = 0.25
+#: Environment variable whose value tags every process of one run.
+MARKER_VARIABLE = "RUNPLANE_PROCESS_MARKER"
 
 
 class StopReason(StrEnum):
@@ -36,60 +40,61 @@ class ProcessOutcome:
     stopped: StopReason | None
 
 
-class _Tree:
-    """Every process seen in one command's tree, keyed by (pid, create_time)."""
-
-    def __init__(self, leader: int) -> None:
-        self.leader = leader
-        self.seen: dict[int, psutil.Process] = {}
-
-    def snapshot(self) -> None:
+def processes_with_marker(prefix: str) -> list[psutil.Process]:
+    """Live processes whose environment has ``MARKER_VARIABLE`` starting with ``prefix``."""
+    needle = f"{MARKER_VARIABLE}={prefix}".encode()
+    found = []
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
         try:
-            root = psutil.Process(self.leader)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            procs = []
-        for proc in procs:
-            self.seen.setdefault(proc.pid, proc)
-        # Also anything still in the leader's process group (children of exited parents).
-        for proc in psutil.process_iter(["pid"]):
-            try:
-                if os.getpgid(proc.pid) == self.leader:
-                    self.seen.setdefault(proc.pid, proc)
-            except (ProcessLookupError, PermissionError, psutil.Error):
-                continue
-
-    def alive(self) -> list[psutil.Process]:
-        out = []
-        for proc in self.seen.values():
-            try:
-                # is_running() also checks create_time, so a recycled pid is never hit.
-                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                    out.append(proc)
-            except psutil.Error:
-                continue
-        return out
-
-    def signal_all(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.leader, sig)
-        for proc in self.alive():
+            with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        if any(item.startswith(needle) for item in environ.split(b"\0")):
             with contextlib.suppress(psutil.Error):
-                proc.send_signal(sig)
+                found.append(psutil.Process(int(entry.name)))
+    return found
 
-    async def kill(self, grace_seconds: float) -> None:
-        self.snapshot()
-        self.signal_all(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace_seconds
-        while self.alive() and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        if self.alive():
-            self.signal_all(signal.SIGKILL)
-            for _ in range(100):
-                if not self.alive():
-                    break
-                await asyncio.sleep(0.02)
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for proc in procs:
+        try:
+            # is_running() also compares create_time, so a recycled pid is never hit.
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _signal(procs: list[psutil.Process], pgid: int | None, sig: signal.Signals) -> None:
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)
+
+
+async def kill_tree(marker: str, pgid: int | None, grace_seconds: float) -> None:
+    """SIGTERM everything of ``marker`` (and group ``pgid``), wait, then SIGKILL the rest."""
+    procs = await asyncio.to_thread(processes_with_marker, marker)
+    _signal(procs, pgid, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_seconds
+    while _alive(procs) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    # Sweep again: something may have been forked while we waited.
+    procs = _alive(procs) + await asyncio.to_thread(processes_with_marker, marker)
+    _signal(procs, pgid, signal.SIGKILL)
+    for _ in range(100):
+        if not _alive(procs):
+            break
+        await asyncio.sleep(0.02)
 
 
 async def run_command(
@@ -97,6 +102,7 @@ async def run_command(
     *,
     cwd: Path,
     env: Mapping[str, str],
+    marker: str,
     on_output: Callable[[bytes], Awaitable[None]],
     stop: asyncio.Event,
     deadline: float | None,
@@ -105,7 +111,7 @@ async def run_command(
     """Run ``command`` with ``/bin/sh -c``; stop it when ``stop`` is set or at ``deadline``.
 
     ``deadline`` is a ``loop.time()`` value. Output (stdout and stderr merged) is
-    passed to ``on_output`` as it arrives.
+    passed to ``on_output`` as it arrives. ``marker`` tags the tree (see module doc).
     """
     loop = asyncio.get_running_loop()
     proc = await asyncio.create_subprocess_exec(
@@ -113,18 +119,18 @@ async def run_command(
         "-c",
         command,
         cwd=str(cwd),
-        env=dict(env),
+        env={**env, MARKER_VARIABLE: marker},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
-    tree = _Tree(proc.pid)
-    assert proc.stdout is not None  # invariant: we asked for a pipe
+    stdout = proc.stdout
+    if stdout is None:  # pragma: no cover - we asked for a pipe
+        raise RuntimeError("no stdout pipe")
 
     async def pump() -> None:
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(READ_CHUNK_BYTES):
+        while chunk := await stdout.read(READ_CHUNK_BYTES):
             await on_output(chunk)
 
     reader = asyncio.create_task(pump())
@@ -133,8 +139,7 @@ async def run_command(
     stopped: StopReason | None = None
     try:
         while True:
-            tree.snapshot()
-            timeout = SNAPSHOT_INTERVAL_SECONDS
+            timeout = EXIT_POLL_SECONDS
             if deadline is not None:
                 timeout = max(0.0, min(timeout, deadline - loop.time()))
             done, _ = await asyncio.wait(
@@ -151,15 +156,15 @@ async def run_command(
                 stopped = StopReason.TIMED_OUT
                 break
         # Natural exit or not, the whole tree goes: leftovers must not outlive the run.
-        await tree.kill(grace_seconds if stopped else 0.0)
+        await kill_tree(marker, proc.pid, grace_seconds if stopped else 0.0)
         exit_code = await proc.wait()
         try:
             await asyncio.wait_for(reader, timeout=5)
         except TimeoutError:
             reader.cancel()
     except BaseException:
-        # Our own task was cancelled (shutdown): never leave the tree behind.
-        await asyncio.shield(tree.kill(0.0))
+        # Our own task was cancelled: never leave the tree behind.
+        await asyncio.shield(kill_tree(marker, proc.pid, 0.0))
         raise
     finally:
         for task in (stopper, waiter, reader):

@@ -19,6 +19,7 @@ class Workspace:
     root: Path
     source: Path
     junit_path: Path
+    home: Path
 
     @classmethod
     def create(cls, base: Path, run_id: int, junit_path: str | None) -> Workspace:
@@ -30,10 +31,18 @@ class Workspace:
         else:
             junit = root / "reports" / "junit.xml"
             junit.parent.mkdir()
-        return cls(root=root, source=source, junit_path=junit)
+        home = root / "home"
+        (home / "tmp").mkdir(parents=True)
+        return cls(root=root, source=source, junit_path=junit, home=home)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remove_stale(base: Path, run_id: int) -> None:
+    """Workspaces a crashed worker left behind for ``run_id``."""
+    for path in base.glob(f"run-{run_id}-*"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def clone_command(repo_url: str, target: Path) -> str:
@@ -54,9 +63,26 @@ def test_command(template: str, selected: Sequence[str] | None, placeholder: str
     return template.replace(placeholder, names)
 
 
-def run_environment(project_env: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+#: Variables of the server's environment a build or test may see; everything else
+#: (cloud credentials, database URLs, tokens) stays with the server.
+INHERITED_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "SHELL")
+
+
+def checkout_environment() -> dict[str, str]:
+    """For git: the server's environment (credential helpers, SSH agent) minus our settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
     env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def run_environment(
+    project_env: Mapping[str, str], extra: Mapping[str, str], home: Path
+) -> dict[str, str]:
+    """For the build and test commands: an allowlist, a private HOME, the project's variables."""
+    env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith("LC_")}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["HOME"] = str(home)
+    env["TMPDIR"] = str(home / "tmp")
     env.update(project_env)
     env.update(extra)
     return env

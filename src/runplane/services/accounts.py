@@ -129,7 +129,7 @@ async def login_and_issue(
     expires_in_days: int,
 ) -> IssuedToken:
     """Exchange email + password for a new token (``POST /auth/tokens``)."""
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         user = await store.get_user_by_email(session, email)
     if user is None:
         _verify_password(_DUMMY_HASH, password)
@@ -144,7 +144,7 @@ async def issue_for_email(
     ctx: Context, email: str, name: str, scopes: Sequence[Scope], expires_in_days: int
 ) -> IssuedToken:
     """Operator path (CLI): no password, but the same role/scope rules."""
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         user = await store.get_user_by_email(session, email)
     if user is None:
         raise UserNotFound(email)
@@ -157,7 +157,7 @@ async def authenticate(ctx: Context, raw: str) -> Principal:
         raise AuthenticationFailed
     digest = token_digest(ctx.secret_key, raw)
     now = utcnow()
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         match: ApiToken | None = None
         for row in await store.tokens_with_prefix(session, raw[:LOOKUP_CHARS]):
             if hmac.compare_digest(row.token_hash, digest):
@@ -165,12 +165,13 @@ async def authenticate(ctx: Context, raw: str) -> Principal:
         if match is None or match.revoked_at is not None or match.expires_at <= now:
             raise AuthenticationFailed
         user = await store.get_user(session, match.user_id)
-        if user is None:
-            raise AuthenticationFailed
-        # Writing last_used_at on every request would serialise all reads on SQLite.
-        if match.last_used_at is None or now - match.last_used_at > timedelta(minutes=1):
+    if user is None:
+        raise AuthenticationFailed
+    # Writing last_used_at on every request would serialise all reads on SQLite.
+    if match.last_used_at is None or now - match.last_used_at > timedelta(minutes=1):
+        async with unit_of_work(ctx.sessions) as session:
             await store.touch_token(session, match.id, now)
-        return principal_of(user, match)
+    return principal_of(user, match)
 
 
 async def revoke(ctx: Context, actor: Principal, token_id: int) -> None:
@@ -186,7 +187,7 @@ async def list_tokens(
     ctx: Context, *, limit: int, offset: int
 ) -> tuple[Sequence[tuple[ApiToken, str]], int]:
     """Every token with its owner's email (never the secret)."""
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         rows, total = await store.list_tokens(session, limit=limit, offset=offset)
         out = []
         for row in rows:

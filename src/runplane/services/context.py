@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,19 @@ class NoSignals:
 class Context:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
+    #: For units of work that only read (no write lock on SQLite).
+    reads: async_sessionmaker[AsyncSession]
     secret_key: bytes
     signals: RunSignals
+
+    @property
+    def instance_tag(self) -> str:
+        """Names this installation (not this process): shared by hosts sharing the secret."""
+        return hashlib.sha256(b"runplane-instance:" + self.secret_key).hexdigest()[:10]
+
+    def process_marker_prefix(self, run_id: int) -> str:
+        """Tags every process of ``run_id`` (see ``execution.process_tree``)."""
+        return f"{self.instance_tag}-run-{run_id}-"
 
 
 def load_secret_key(settings: Settings) -> bytes:

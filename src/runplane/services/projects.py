@@ -40,7 +40,7 @@ async def create(ctx: Context, actor: Principal | None, spec: ProjectSpec) -> Pr
 
 
 async def get(ctx: Context, project_id: int) -> Project:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         project = await store.get_project(session, project_id)
     if project is None:
         raise ProjectNotFound(project_id)
@@ -48,7 +48,7 @@ async def get(ctx: Context, project_id: int) -> Project:
 
 
 async def list_all(ctx: Context, *, limit: int, offset: int) -> tuple[Sequence[Project], int]:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         return await store.list_projects(session, limit=limit, offset=offset)
 
 

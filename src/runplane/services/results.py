@@ -45,7 +45,7 @@ async def _run(session: object, run_id: int) -> Run:
 
 
 async def summary(ctx: Context, run_id: int) -> Summary:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         run = await _run(session, run_id)
         results = await result_store.all_results(session, run_id)
     total_ms = sum(r.duration_ms or 0 for r in results)
@@ -66,7 +66,7 @@ async def summary(ctx: Context, run_id: int) -> Summary:
 async def progress(
     ctx: Context, run_id: int, states: Collection[str] | None, *, limit: int, offset: int
 ) -> tuple[Sequence[RunEvent], int]:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         await _run(session, run_id)
         return await store.list_events(session, run_id, states=states, limit=limit, offset=offset)
 
@@ -89,7 +89,7 @@ async def log_lines(
     contains: str | None = None,
 ) -> LogSlice:
     """Lines from ``cursor`` (a line number); readable while the run is still running."""
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         run = await _run(session, run_id)
         if await log_store.line_count(session, run_id) == 0 and run.status not in ACTIVE:
             raise LogNotFound(run_id, f"No log exists for run {run_id} yet.")
@@ -119,7 +119,7 @@ async def samples(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[RunResult], int]:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         await _run(session, run_id)
         return await result_store.list_results(
             session, run_id, statuses=statuses, name=name, limit=limit, offset=offset
@@ -127,7 +127,7 @@ async def samples(
 
 
 async def sample(ctx: Context, run_id: int, result_id: int) -> RunResult:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         await _run(session, run_id)
         result = await result_store.get_result(session, run_id, result_id)
     if result is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
@@ -131,7 +132,7 @@ async def submit(
 async def _replay(ctx: Context, owner: int | None, key: str, fingerprint: str) -> Run | None:
     if owner is None:
         return None
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         existing = await store.find_by_idempotency_key(session, owner, key)
     if existing is None:
         return None
@@ -202,11 +203,26 @@ async def cancel(
                     reason="canceled",
                 )
         if done is not None:
-            if done.status == RunStatus.CANCELING:
+            status = RunStatus(done.status)
+            if status is RunStatus.CANCELING:
                 ctx.signals.cancel_requested(run_id)
-            return CancelOutcome(Outcome.ACCEPTED, RunStatus(done.status))
+                status = await _await_stopped(ctx, run_id)
+            return CancelOutcome(Outcome.ACCEPTED, status)
         # Lost a race (claimed or finished meanwhile): look again.
     raise TransitionRejected(f"Run {run_id} changed state too often to cancel; try again.")
+
+
+async def _await_stopped(ctx: Context, run_id: int) -> RunStatus:
+    """Give the worker ``cancel_wait_seconds`` to kill the tree, so that the answer (and
+    a second cancel's ``no_op``) reflects a stopped run in the common case."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.settings.cancel_wait_seconds
+    while True:
+        async with unit_of_work(ctx.reads) as session:
+            status = await store.get_status(session, run_id)
+        if status is None or status in TERMINAL or loop.time() >= deadline:
+            return status or RunStatus.CANCELING
+        await asyncio.sleep(0.05)
 
 
 async def retry(
@@ -316,7 +332,7 @@ async def restart(ctx: Context, actor: Principal | None, run_id: int) -> Run:
 
 
 async def get(ctx: Context, run_id: int) -> Run:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         run = await store.get_run(session, run_id)
     if run is None:
         raise RunNotFound(run_id)
@@ -324,13 +340,16 @@ async def get(ctx: Context, run_id: int) -> Run:
 
 
 async def queue_positions(ctx: Context, runs: Sequence[Run]) -> dict[int, int]:
-    queued = [r.id for r in runs if r.status == RunStatus.QUEUED.value]
-    async with unit_of_work(ctx.sessions) as session:
-        return await store.queue_positions(session, queued)
+    """1-based queue position of each queued run among ``runs``."""
+    queued = [r for r in runs if r.status == RunStatus.QUEUED.value]
+    if not queued:
+        return {}
+    async with unit_of_work(ctx.reads) as session:
+        return {r.id: await store.queue_position(session, r.id, r.priority) for r in queued}
 
 
 async def get_with_project(ctx: Context, run_id: int) -> tuple[Run, Project | None]:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         run = await store.get_run(session, run_id)
         if run is None:
             raise RunNotFound(run_id)
@@ -345,5 +364,5 @@ async def get_with_project(ctx: Context, run_id: int) -> tuple[Run, Project | No
 async def list_runs(
     ctx: Context, flt: RunFilter, *, sort: str, limit: int, offset: int
 ) -> tuple[Sequence[Run], int]:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         return await store.list_runs(session, flt, sort=sort, limit=limit, offset=offset)

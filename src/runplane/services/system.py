@@ -29,7 +29,7 @@ class QueueView:
 async def queue(
     ctx: Context, statuses: Collection[RunStatus], platform: str | None, *, limit: int, offset: int
 ) -> QueueView:
-    async with unit_of_work(ctx.sessions) as session:
+    async with unit_of_work(ctx.reads) as session:
         jobs, total = await store.list_queue(
             session, statuses, platform, limit=limit, offset=offset
         )
@@ -52,7 +52,7 @@ class Check:
 async def health(ctx: Context, *, workers: int) -> list[Check]:
     checks: list[Check] = []
     try:
-        async with unit_of_work(ctx.sessions) as session:
+        async with unit_of_work(ctx.reads) as session:
             await session.execute(text("SELECT 1"))
         checks.append(Check("database", "ok", None))
     except Exception as exc:

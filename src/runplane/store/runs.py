@@ -43,6 +43,7 @@ async def transition(
     *,
     expected: Collection[RunStatus] | None = None,
     owner: str | None = None,
+    lease_expired_at: datetime | None = None,
     **fields: Any,
 ) -> Run | None:
     """Compare-and-set a run's status; the only code that writes ``runs.status``.
@@ -50,8 +51,10 @@ async def transition(
     ``expected`` narrows the allowed source statuses (default: every status the
     table allows into ``target``). ``owner`` additionally requires the run to be
     owned by that worker, so a worker whose lease was reaped cannot finish a run it
-    no longer owns. Returns the updated run, or ``None`` when the run was not in an
-    allowed status (a lost race, which each caller handles). The event row is
+    no longer owns; ``lease_expired_at`` requires the lease to have expired by then,
+    so the reaper never takes a run whose lease was just renewed. Returns the updated
+    run, or ``None`` when the run was not in an allowed status (a lost race, which
+    each caller handles). The event row is
     written in the same transaction.
     """
     unknown = set(fields) - _TRANSITION_FIELDS
@@ -65,6 +68,8 @@ async def transition(
     conditions = [Run.id == run_id, Run.status.in_([s.value for s in allowed])]
     if owner is not None:
         conditions.append(Run.worker_id == owner)
+    if lease_expired_at is not None:
+        conditions.append(Run.lease_expires_at < lease_expired_at)
     result = await session.execute(
         update(Run)
         .where(and_(*conditions))
@@ -94,6 +99,18 @@ async def add_progress(
     """A progress row that is not a status change (checkout done, build started...)."""
     session.add(RunEvent(run_id=run_id, state=state, message=message[:500], actor=actor))
     await session.flush()
+
+
+async def owns(session: AsyncSession, run_id: int, worker_id: str) -> bool:
+    """Whether ``worker_id`` still holds the run (a reaped or restarted run is not ours)."""
+    found = await session.scalar(
+        select(Run.id).where(
+            Run.id == run_id,
+            Run.worker_id == worker_id,
+            Run.status.in_([RunStatus.RUNNING.value, RunStatus.CANCELING.value]),
+        )
+    )
+    return found is not None
 
 
 async def insert_run(session: AsyncSession, run: Run, event: EventSpec) -> Run:
@@ -191,13 +208,15 @@ async def next_queued_ids(session: AsyncSession, limit: int) -> Sequence[int]:
     return rows.all()
 
 
-async def queue_positions(session: AsyncSession, run_ids: Collection[int]) -> dict[int, int]:
-    """1-based position in the queue of each given queued run."""
-    if not run_ids:
-        return {}
-    queued = await next_queued_ids(session, 1_000_000)
-    wanted = set(run_ids)
-    return {rid: pos for pos, rid in enumerate(queued, start=1) if rid in wanted}
+async def queue_position(session: AsyncSession, run_id: int, priority: int) -> int:
+    """1-based position of a queued run: runs of higher priority, then older ones, go first."""
+    ahead = await session.scalar(
+        select(func.count(Run.id)).where(
+            Run.status == RunStatus.QUEUED.value,
+            (Run.priority > priority) | ((Run.priority == priority) & (Run.id < run_id)),
+        )
+    )
+    return (ahead or 0) + 1
 
 
 async def count_by_status(session: AsyncSession) -> dict[RunStatus, int]:

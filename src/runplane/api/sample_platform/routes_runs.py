@@ -275,7 +275,7 @@ async def get_sample(
 
 
 _CANCEL_MESSAGES = {
-    "queued": "Run has been canceled.",
+    "canceled": "Run has been canceled.",
     "running": "Run is being canceled; its processes are being stopped.",
 }
 
@@ -299,7 +299,7 @@ async def cancel_run(
     if outcome.outcome is runs_service.Outcome.NO_OP:
         message = f"Run is already in terminal state: {sp}"
     else:
-        message = _CANCEL_MESSAGES["queued" if sp == "canceled" else "running"]
+        message = _CANCEL_MESSAGES["canceled" if sp == "canceled" else "running"]
     return s.RunActionResult(
         run_id=run_id,
         new_run_id=None,

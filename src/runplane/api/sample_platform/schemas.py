@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from runplane.domain.dialects import SAMPLE_PLATFORM_STATUS
 from runplane.domain.permissions import Scope
 from runplane.domain.status import RunStatus
+from runplane.domain.urls import redact_url
 from runplane.store.models import (
     ApiToken,
     Project,
@@ -147,7 +148,11 @@ class RunCreate(Strict):
 
 
 class CancelRequest(Strict):
-    reason: str | None = Field(default=None, max_length=10000)
+    reason: str | None = Field(
+        default=None,
+        description="5..255 characters after trimming; longer reasons are truncated to 255. "
+        "Checked only when the run is not already terminal.",
+    )
 
 
 class RetryRequest(Strict):
@@ -487,12 +492,14 @@ def token_info(row: ApiToken, email: str, state: str) -> TokenInfo:
 
 def project_out(project: Project, *, show_env_values: bool) -> ProjectOut:
     env = dict(project.env or {})
+    repo_url = project.repo_url
     if not show_env_values:
         env = {k: "***" for k in env}
+        repo_url = redact_url(repo_url)
     return ProjectOut(
         project_id=project.id,
         repository=project.repository,
-        repo_url=project.repo_url,
+        repo_url=repo_url,
         test_command=project.test_command,
         build_command=project.build_command,
         timeout_seconds=project.timeout_seconds,
