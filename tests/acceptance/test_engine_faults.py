@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from datetime import timedelta
@@ -14,7 +15,7 @@ from runplane.store import runs as store
 from runplane.store.database import unit_of_work
 from runplane.store.models import Run, utcnow
 from runplane.store.runs import EventSpec
-from tests.acceptance.test_runs_api import TERMINAL, _head, _repo
+from tests.acceptance.test_runs_api import TERMINAL, _alive, _head, _repo
 from tests.conftest import Api, make_settings
 
 
@@ -62,8 +63,6 @@ async def test_reaper_takes_back_expired_leases(tmp_path: Path) -> None:
         canceling = await _claimed_run(rt, "elsewhere:2:0", lease_seconds=0.3)
         async with unit_of_work(rt.ctx.sessions) as session:
             await store.transition(session, canceling, RunStatus.CANCELING, EventSpec("c"))
-        import asyncio
-
         for _ in range(50):
             async with unit_of_work(rt.ctx.sessions) as session:
                 a = await store.get_status(session, run_id)
@@ -92,3 +91,31 @@ async def test_output_is_capped_and_the_truncation_noted(api: Api, tmp_path: Pat
     kept = [x.message for x in lines if x.source == "test_runner"]
     # The last kept line was cut mid-line, so it has no newline of its own.
     assert sum(len(m) + 1 for m in kept) - 1 == 20_000
+
+
+async def test_shutdown_stops_running_runs_and_records_why(tmp_path: Path) -> None:
+    from tests.conftest import _api
+
+    pid_file = tmp_path / "pid"
+    repo = _repo(tmp_path, f"echo $$ > {pid_file}; sleep 300")
+    settings = make_settings(tmp_path / "d")
+    run_id = 0
+    async for api in _api(settings, run_workers=True):
+        await api.project(repo, repository="o/long", test_command="sh t.sh")
+        h = await api.headers()
+        run_id = (await api.submit(h, _head(repo), repository="o/long"))["run_id"]
+        await api.wait_for(h, run_id, {"running"})
+        for _ in range(100):
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            await asyncio.sleep(0.05)
+    # The lifespan has ended: the server is down.
+    assert not _alive(int(pid_file.read_text()))
+    rt = await Runtime.open(settings, run_workers=False)
+    try:
+        async with unit_of_work(rt.ctx.sessions) as session:
+            run = await store.get_run(session, run_id)
+        assert run is not None
+        assert (run.status, run.reason) == ("error", "worker_shutdown")
+    finally:
+        await rt.close()
