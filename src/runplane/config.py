@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     #: Output kept per run; the rest is dropped and the truncation noted in the log.
     max_log_bytes: int = Field(default=5_000_000, ge=1024)
+    #: Largest sample (or extra file) accepted by an upload.
+    max_sample_bytes: int = Field(default=4 * 1024**3, ge=1)
+    #: Regression tests run at once when the project does not say (0: CPU count).
+    regression_concurrency: int = Field(default=0, ge=0)
     #: Default time limit of a project's run.
     default_timeout_seconds: int = Field(default=3600, ge=1)
     #: Rate limits of the Sample Platform dialect (requests per window).
@@ -51,6 +55,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'runplane.db').resolve()}"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"
 
     @property
     def workspaces_dir(self) -> Path:

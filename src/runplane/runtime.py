@@ -19,6 +19,7 @@ from runplane.dispatch.reaper import (
     reaper_loop,
 )
 from runplane.services.context import Context, NoSignals, load_secret_key
+from runplane.store.blobs import LocalBlobStore
 from runplane.store.database import make_engine, make_sessionmaker, migrate
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Runtime:
             reads=make_sessionmaker(engine, read_only=True),
             secret_key=load_secret_key(settings),
             signals=NoSignals(),
+            blobs=LocalBlobStore(settings.blobs_dir),
         )
         runtime = cls(settings=settings, engine=engine, ctx=ctx)
         if run_workers:

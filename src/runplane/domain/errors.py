@@ -117,5 +117,9 @@ class Unprocessable(RunplaneError):
     """The request is well formed but cannot be processed."""
 
 
+class PayloadTooLarge(RunplaneError):
+    """The upload is larger than allowed."""
+
+
 class InvalidCredentials(RunplaneError):
     """Email or password is incorrect."""

@@ -43,6 +43,9 @@ class Action(StrEnum):
     RESTART_RUN = "restart_run"
     MANAGE_PROJECTS = "manage_projects"
     MANAGE_TOKENS = "manage_tokens"
+    #: Samples, regression tests, outputs, variants, categories.
+    EDIT_SUITE = "edit_suite"
+    APPROVE_BASELINE = "approve_baseline"
 
 
 _RUN_CONTROL = frozenset({Role.ADMIN, Role.CONTRIBUTOR, Role.TESTER})
@@ -54,6 +57,8 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.RESTART_RUN: _RUN_CONTROL,
     Action.MANAGE_PROJECTS: frozenset({Role.ADMIN}),
     Action.MANAGE_TOKENS: frozenset({Role.ADMIN}),
+    Action.EDIT_SUITE: frozenset({Role.ADMIN, Role.CONTRIBUTOR}),
+    Action.APPROVE_BASELINE: frozenset({Role.ADMIN, Role.CONTRIBUTOR}),
 }
 
 

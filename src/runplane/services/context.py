@@ -11,6 +11,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from runplane.config import Settings
+from runplane.store.blobs import BlobStore
 
 
 class RunSignals(Protocol):
@@ -39,6 +40,7 @@ class Context:
     reads: async_sessionmaker[AsyncSession]
     secret_key: bytes
     signals: RunSignals
+    blobs: BlobStore
 
     @property
     def instance_tag(self) -> str:

@@ -95,7 +95,14 @@ class Project(Base):
     repository: Mapped[str] = mapped_column(String(100), unique=True)
     repo_url: Mapped[str] = mapped_column(String(1000))
     build_command: Mapped[str | None] = mapped_column(Text, nullable=True)
-    test_command: Mapped[str] = mapped_column(Text)
+    #: Shell test command; optional when the project has regression tests.
+    test_command: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Path (in the checkout) of the program the build produces, for regression tests.
+    program: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    #: Regression tests run at once (null: the worker's CPU count).
+    regression_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Time limit of one regression test.
+    test_timeout_seconds: Mapped[int] = mapped_column(Integer, default=600)
     timeout_seconds: Mapped[int] = mapped_column(Integer)
     grace_period_seconds: Mapped[float | None] = mapped_column(nullable=True)
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
@@ -129,6 +136,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(20))
     #: Test names this run is limited to (a failed-only retry); null = all.
     selected_tests: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: Regression tests this run executes; null = every active test of the project.
+    regression_test_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     retry_of: Mapped[int | None] = mapped_column(
         ForeignKey("runs.id", ondelete="SET NULL"), nullable=True
     )
@@ -195,3 +204,168 @@ class RunLogLine(Base):
 
 def as_dict(row: Base) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in row.__mapper__.column_attrs}
+
+
+# ---- regression testing on sample files ---------------------------------------------
+
+
+class Sample(Base):
+    """An input file, stored content-addressed (``sha256``) in the blob store."""
+
+    __tablename__ = "samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    extension: Mapped[str] = mapped_column(String(10), default="")
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notes: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SampleExtraFile(Base):
+    """A file that travels with a sample (subtitles track, config...)."""
+
+    __tablename__ = "sample_extra_files"
+    __table_args__ = (UniqueConstraint("sample_id", "name", name="uq_sample_extra_files_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+
+
+class RegressionTestCategory(Base):
+    __tablename__ = "regression_test_categories"
+
+    regression_test_id: Mapped[int] = mapped_column(
+        ForeignKey("regression_tests.id", ondelete="CASCADE"), primary_key=True
+    )
+    category_id: Mapped[int] = mapped_column(
+        ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class RegressionTest(Base):
+    """Run ``command`` (a template) on a sample; compare the outputs with baselines."""
+
+    __tablename__ = "regression_tests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    sample_id: Mapped[int] = mapped_column(
+        ForeignKey("samples.id", ondelete="RESTRICT"), index=True
+    )
+    #: e.g. ``{program} {input} -o {output_dir}/out.srt``
+    command: Mapped[str] = mapped_column(String(500))
+    input_type: Mapped[str] = mapped_column(String(10), default="file")  # file | stdin
+    output_type: Mapped[str] = mapped_column(String(10), default="file")  # file | stdout | null
+    expected_exit_code: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    description: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RegressionOutput(Base):
+    """One expected output file of a test, with its approved baseline."""
+
+    __tablename__ = "regression_outputs"
+    __table_args__ = (
+        UniqueConstraint("regression_test_id", "filename", name="uq_regression_outputs_file"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    regression_test_id: Mapped[int] = mapped_column(
+        ForeignKey("regression_tests.id", ondelete="CASCADE"), index=True
+    )
+    #: File name in the test's output directory (``stdout`` for stdout output).
+    filename: Mapped[str] = mapped_column(String(255))
+    #: sha256 of the approved baseline; null until one is approved.
+    expected_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ignore: Mapped[bool] = mapped_column(default=False)
+
+
+class OutputVariant(Base):
+    """Another accepted hash for an output (platform differences and the like)."""
+
+    __tablename__ = "output_variants"
+    __table_args__ = (UniqueConstraint("output_id", "sha256", name="uq_output_variants_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    output_id: Mapped[int] = mapped_column(
+        ForeignKey("regression_outputs.id", ondelete="CASCADE"), index=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RegressionResult(Base):
+    """One regression test in one run."""
+
+    __tablename__ = "regression_results"
+    __table_args__ = (
+        UniqueConstraint("run_id", "regression_test_id", name="uq_regression_results_test"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    regression_test_id: Mapped[int] = mapped_column(Integer, index=True)
+    sample_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    #: pass | fail | missing_output | skipped | not_started
+    status: Mapped[str] = mapped_column(String(20))
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expected_exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    runtime_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    command: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    message: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OutputResult(Base):
+    """One expected output of one regression test in one run."""
+
+    __tablename__ = "output_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    regression_test_id: Mapped[int] = mapped_column(Integer)
+    output_id: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(255))
+    #: match | diff_mismatch | missing_output | missing_expected
+    status: Mapped[str] = mapped_column(String(20))
+    expected_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actual_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actual_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class BaselineApproval(Base):
+    """Audit record: who made which actual output the baseline (or a variant), and why."""
+
+    __tablename__ = "baseline_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    sample_id: Mapped[int] = mapped_column(Integer)
+    regression_test_id: Mapped[int] = mapped_column(Integer)
+    output_id: Mapped[int] = mapped_column(Integer)
+    previous_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    new_hash: Mapped[str] = mapped_column(String(64))
+    as_variant: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(String(500))
+    approved_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -70,6 +70,10 @@ SystemRead = Annotated[Principal, Depends(require(Scope.SYSTEM_READ))]
 ProjectAdmin = Annotated[Principal, Depends(require(Scope.SYSTEM_WRITE, Action.MANAGE_PROJECTS))]
 TokenAdmin = Annotated[Principal, Depends(require(Scope.TOKENS_MANAGE, Action.MANAGE_TOKENS))]
 Authenticated = Annotated[Principal, Depends(require(None))]
+SuiteWrite = Annotated[Principal, Depends(require(Scope.RUNS_WRITE, Action.EDIT_SUITE))]
+BaselineWrite = Annotated[
+    Principal, Depends(require(Scope.BASELINES_WRITE, Action.APPROVE_BASELINE))
+]
 
 assert ACTION_ROLES[Action.CANCEL_RUN] == ACTION_ROLES[Action.RETRY_RUN]  # RunControl covers both
 

@@ -34,6 +34,7 @@ STATUS_OF: dict[type[de.RunplaneError], tuple[int, str]] = {
     de.Conflict: (409, "conflict"),
     de.Unprocessable: (422, "unprocessable"),
     de.InvalidCredentials: (401, "invalid_credentials"),
+    de.PayloadTooLarge: (413, "payload_too_large"),
 }
 
 

@@ -1,0 +1,147 @@
+"""Content-addressed file storage behind one small interface.
+
+Samples, actual outputs and baselines are stored once per sha256. ``LocalBlobStore``
+keeps them under a directory; an S3-compatible store can implement the same
+protocol. Writes stream through a temporary file while the hash is computed, so
+a file is never held whole in memory, and identical bytes always give the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from runplane.domain.errors import PayloadTooLarge
+
+CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    sha256: str
+    size_bytes: int
+
+
+class BlobStore(Protocol):
+    async def put_stream(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> Blob:
+        """Store a stream; raises ``PayloadTooLarge`` past ``max_bytes`` (nothing is kept)."""
+        ...
+
+    async def put_file(self, path: Path) -> Blob: ...
+
+    async def exists(self, sha256: str) -> bool: ...
+
+    async def size(self, sha256: str) -> int | None: ...
+
+    def read(self, sha256: str) -> AsyncIterator[bytes]:
+        """The blob's bytes in chunks."""
+        ...
+
+    async def head(self, sha256: str, limit: int) -> bytes:
+        """At most ``limit`` bytes from the start of the blob."""
+        ...
+
+    async def copy_to(self, sha256: str, target: Path) -> None: ...
+
+    async def delete(self, sha256: str) -> None: ...
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def _path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError(f"not a sha256: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def _commit(self, tmp: Path, digest: str) -> None:
+        final = self._path(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            tmp.unlink()  # deduplicated: the same bytes are already stored
+        else:
+            os.replace(tmp, final)
+
+    async def put_stream(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> Blob:
+        fd, name = tempfile.mkstemp(dir=self.root / "tmp")
+        tmp = Path(name)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PayloadTooLarge(
+                            f"Upload exceeds the limit of {max_bytes} bytes.", limit=max_bytes
+                        )
+                    digest.update(chunk)
+                    fh.write(chunk)
+            sha = digest.hexdigest()
+            await asyncio.to_thread(self._commit, tmp, sha)
+            return Blob(sha, size)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    async def put_file(self, path: Path) -> Blob:
+        def work() -> Blob:
+            digest = hashlib.sha256()
+            fd, name = tempfile.mkstemp(dir=self.root / "tmp")
+            tmp = Path(name)
+            size = 0
+            try:
+                with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                    while chunk := src.read(CHUNK_BYTES):
+                        digest.update(chunk)
+                        dst.write(chunk)
+                        size += len(chunk)
+                self._commit(tmp, digest.hexdigest())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return Blob(digest.hexdigest(), size)
+
+        return await asyncio.to_thread(work)
+
+    async def exists(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
+    async def size(self, sha256: str) -> int | None:
+        path = self._path(sha256)
+        return path.stat().st_size if path.is_file() else None
+
+    async def read(self, sha256: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+        with open(self._path(sha256), "rb") as fh:
+            while chunk := await asyncio.to_thread(fh.read, CHUNK_BYTES):
+                yield chunk
+
+    async def head(self, sha256: str, limit: int) -> bytes:
+        def work() -> bytes:
+            with open(self._path(sha256), "rb") as fh:
+                return fh.read(limit)
+
+        return await asyncio.to_thread(work)
+
+    async def copy_to(self, sha256: str, target: Path) -> None:
+        await asyncio.to_thread(shutil.copyfile, self._path(sha256), target)
+
+    async def delete(self, sha256: str) -> None:
+        self._path(sha256).unlink(missing_ok=True)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
