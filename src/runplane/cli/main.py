@@ -157,16 +157,25 @@ def tokens_create(
 def projects_create(
     repository: Annotated[str, typer.Option(help="owner/name, as runs name it.")],
     repo_url: Annotated[str, typer.Option(help="Git URL or local path.")],
-    test_command: Annotated[str, typer.Option(help="Shell command; may use {failed_tests}.")],
+    test_command: Annotated[
+        str | None, typer.Option(help="Shell command; may use {failed_tests}.")
+    ] = None,
     build_command: Annotated[str | None, typer.Option(help="Shell command run first.")] = None,
     timeout_seconds: Annotated[int | None, typer.Option(min=1)] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     junit_path: Annotated[str | None, typer.Option(help="Report path in the checkout.")] = None,
     platform: Annotated[str, typer.Option(help="linux or windows.")] = "linux",
     grace_period_seconds: Annotated[float | None, typer.Option(min=0)] = None,
+    program: Annotated[
+        str | None, typer.Option(help="Program the build produces (regression tests).")
+    ] = None,
+    test_timeout_seconds: Annotated[int, typer.Option(min=1, help="Per regression test.")] = 600,
     data_dir: DataDir = None,
 ) -> None:
     """Create a project and print it as JSON."""
+    if not test_command and not program:
+        typer.echo("error: give --test-command, or --program for regression tests", err=True)
+        raise typer.Exit(2)
     pairs: dict[str, str] = {}
     for item in env or []:
         key, sep, value = item.partition("=")
@@ -184,6 +193,8 @@ def projects_create(
         junit_path=junit_path,
         platform=platform,
         grace_period_seconds=grace_period_seconds,
+        program=program,
+        test_timeout_seconds=test_timeout_seconds,
     )
     project = _run(_settings(data_dir), lambda ctx: projects.create(ctx, None, spec))
     print(
@@ -198,6 +209,7 @@ def projects_create(
                 "env": project.env,
                 "junit_path": project.junit_path,
                 "platform": project.platform,
+                "program": project.program,
             }
         )
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,9 +27,11 @@ from runplane.execution import workspace as ws
 from runplane.execution.junit import ReportUnreadable, parse_report
 from runplane.execution.log_writer import LogWriter
 from runplane.execution.process_tree import ProcessOutcome, StopReason, run_command
+from runplane.execution.regression import TestContext, run_test
 from runplane.services.context import Context
 from runplane.services.runs import FAILED_TESTS_PLACEHOLDER
 from runplane.store import projects as project_store
+from runplane.store import regression_runs
 from runplane.store import results as result_store
 from runplane.store import runs as store
 from runplane.store.database import unit_of_work
@@ -225,6 +228,16 @@ class _Execution:
                     "build_failed",
                     outcome.exit_code,
                 )
+        async with unit_of_work(self.ctx.reads) as session:
+            suite = await regression_runs.load_suite(session, project.id, run.regression_test_ids)
+        if suite or run.regression_test_ids is not None:
+            return await self._regression(project, workspace, suite, test_env, deadline, grace)
+        if not project.test_command:
+            return _Verdict(
+                RunStatus.ERROR,
+                "The project has neither a test command nor active regression tests.",
+                "nothing_to_run",
+            )
         await self._progress(ProgressState.TESTING, "Running tests.")
         command = ws.test_command(
             project.test_command, run.selected_tests, FAILED_TESTS_PLACEHOLDER
@@ -241,6 +254,87 @@ class _Execution:
             "tests_failed",
             outcome.exit_code,
         )
+
+    async def _regression(
+        self,
+        project: Project,
+        workspace: ws.Workspace,
+        suite: list[regression_runs.SuiteTest],
+        env: dict[str, str],
+        deadline: float,
+        grace: float,
+    ) -> _Verdict:
+        run_id = self.run_row.id
+        program = (workspace.source / project.program).resolve() if project.program else None
+        if program is None or not program.is_file():
+            return _Verdict(
+                RunStatus.ERROR,
+                f"The build did not produce the program {project.program!r}.",
+                "program_missing",
+            )
+        if not suite:
+            return _Verdict(
+                RunStatus.ERROR, "None of the selected regression tests exists.", "no_tests"
+            )
+        concurrency = (
+            project.regression_concurrency
+            or self.ctx.settings.regression_concurrency
+            or os.cpu_count()
+            or 1
+        )
+        await self._progress(
+            ProgressState.TESTING,
+            f"Running {len(suite)} regression test(s), {concurrency} at a time.",
+        )
+        async with unit_of_work(self.ctx.sessions) as session:
+            if await store.owns(session, run_id, self.worker_id):
+                await regression_runs.start_results(session, run_id, suite)
+        tc = TestContext(
+            program=program,
+            scratch_root=workspace.root / "regression",
+            env=env,
+            marker=self.marker,
+            stop=self.stop,
+            run_deadline=deadline,
+            default_timeout_seconds=project.test_timeout_seconds,
+            grace_seconds=grace,
+            blobs=self.ctx.blobs,
+        )
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(test: regression_runs.SuiteTest) -> str | None:
+            async with gate:
+                outcome = await run_test(test, run_id, tc, self.log.block)
+            if outcome is None:
+                return None
+            result, outputs = outcome
+            async with unit_of_work(self.ctx.sessions) as session:
+                if await store.owns(session, run_id, self.worker_id):
+                    await regression_runs.record_result(session, result, outputs)
+            return result.status
+
+        finished = await asyncio.gather(*(one(t) for t in suite), return_exceptions=True)
+        broken = [f for f in finished if isinstance(f, BaseException)]
+        if broken:
+            log.error("run %s: regression test crashed: %r", run_id, broken[0])
+            return _Verdict(RunStatus.ERROR, f"Internal error: {broken[0]}", "internal_error")
+        if self.stop.is_set():
+            return self._stopped(ProcessOutcome(None, StopReason.CANCELED), project) or _Verdict(
+                RunStatus.CANCELED, "Run canceled.", "canceled"
+            )
+        if asyncio.get_running_loop().time() >= deadline:
+            return self._stopped(ProcessOutcome(None, StopReason.TIMED_OUT), project) or _Verdict(
+                RunStatus.TIMED_OUT, "Time limit exceeded.", "timeout"
+            )
+        statuses = [f for f in finished if isinstance(f, str)]
+        failed = sum(1 for st in statuses if st not in ("pass", "skipped"))
+        if failed:
+            return _Verdict(
+                RunStatus.FAILED,
+                f"{failed} of {len(suite)} regression test(s) failed.",
+                "tests_failed",
+            )
+        return _Verdict(RunStatus.PASSED, f"All {len(suite)} regression test(s) passed.")
 
     def _stopped(self, outcome: ProcessOutcome, project: Project) -> _Verdict | None:
         if outcome.stopped is StopReason.CANCELED:

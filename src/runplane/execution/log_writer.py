@@ -93,6 +93,15 @@ class LogWriter:
         """A line of runplane's own (``orchestrator`` source); never counted against the cap."""
         self._pending.append(_Pending("orchestrator", level, message.encode()))
 
+    def block(self, text: str, source: str = "test_runner") -> None:
+        """Complete lines written at once (one regression test's captured output)."""
+        if self.truncated:
+            return
+        data = (text.rstrip("\n") + "\n").encode()
+        self.total_bytes += len(data)
+        for line in data.splitlines():
+            self._pending.append(_Pending(source, "info", line))
+
     def end_of_stream(self, source: str) -> None:
         """A command of ``source`` ended: its unterminated last line is a line of its own."""
         self._close_partial(source)

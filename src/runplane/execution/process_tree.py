@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -107,25 +109,37 @@ async def run_command(
     stop: asyncio.Event,
     deadline: float | None,
     grace_seconds: float,
+    stdin_path: Path | None = None,
+    stdout_path: Path | None = None,
 ) -> ProcessOutcome:
     """Run ``command`` with ``/bin/sh -c``; stop it when ``stop`` is set or at ``deadline``.
 
-    ``deadline`` is a ``loop.time()`` value. Output (stdout and stderr merged) is
-    passed to ``on_output`` as it arrives. ``marker`` tags the tree (see module doc).
+    ``deadline`` is a ``loop.time()`` value. Output (stdout and stderr merged, or only
+    stderr when ``stdout_path`` takes stdout) is passed to ``on_output`` as it
+    arrives. ``marker`` tags the run's processes (see module doc); each command adds
+    its own suffix so that ending one command never touches a sibling.
     """
     loop = asyncio.get_running_loop()
-    proc = await asyncio.create_subprocess_exec(
-        "/bin/sh",
-        "-c",
-        command,
-        cwd=str(cwd),
-        env={**env, MARKER_VARIABLE: marker},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    stdout = proc.stdout
+    marker = f"{marker}-{uuid.uuid4().hex[:8]}"
+    with contextlib.ExitStack() as files:
+        stdin: Any = (
+            files.enter_context(open(stdin_path, "rb"))
+            if stdin_path
+            else asyncio.subprocess.DEVNULL
+        )
+        out_file = files.enter_context(open(stdout_path, "wb")) if stdout_path else None
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            command,
+            cwd=str(cwd),
+            env={**env, MARKER_VARIABLE: marker},
+            stdin=stdin,
+            stdout=out_file if out_file is not None else asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE if out_file is not None else asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stdout = proc.stderr if stdout_path else proc.stdout
     if stdout is None:  # pragma: no cover - we asked for a pipe
         raise RuntimeError("no stdout pipe")
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runplane.domain.errors import Conflict, ProjectNotFound
+from runplane.domain.errors import Conflict, InvalidInput, ProjectNotFound
 from runplane.domain.permissions import Action
 from runplane.domain.types import Principal
 from runplane.services.context import Context
@@ -20,17 +20,26 @@ from runplane.store.models import Project, utcnow
 class ProjectSpec:
     repository: str
     repo_url: str
-    test_command: str
+    test_command: str | None = None
     build_command: str | None = None
     timeout_seconds: int | None = None
     grace_period_seconds: float | None = None
     env: dict[str, str] = field(default_factory=dict)
     junit_path: str | None = None
     platform: str = "linux"
+    #: Path in the checkout of the program the build produces (regression tests).
+    program: str | None = None
+    regression_concurrency: int | None = None
+    test_timeout_seconds: int = 600
 
 
 async def create(ctx: Context, actor: Principal | None, spec: ProjectSpec) -> Project:
     ensure_allowed(actor, Action.MANAGE_PROJECTS)
+    if not spec.test_command and not spec.program:
+        raise InvalidInput(
+            "A project needs a test command, or a program for its regression tests.",
+            {"test_command": "Required unless program is given."},
+        )
     values = asdict(spec)
     values["timeout_seconds"] = spec.timeout_seconds or ctx.settings.default_timeout_seconds
     async with unit_of_work(ctx.sessions) as session:

@@ -8,9 +8,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from runplane.domain.errors import (
     IdempotencyConflict,
@@ -25,6 +25,7 @@ from runplane.domain.types import Principal
 from runplane.services.context import Context
 from runplane.services.policy import ensure_allowed
 from runplane.store import projects as project_store
+from runplane.store import regression_runs
 from runplane.store import results as result_store
 from runplane.store import runs as store
 from runplane.store.database import unit_of_work
@@ -96,13 +97,16 @@ async def submit(
                     commit_sha=request.commit_sha,
                     platform=request.platform,
                 )
-            if request.regression_test_ids:
-                # This project type runs its test command as a whole; it has no
-                # regression tests, so every requested id is unknown or inactive.
-                raise Unprocessable(
-                    "Some regression tests are inactive or do not exist.",
-                    inactive_ids=sorted(set(request.regression_test_ids)),
-                )
+            selection: list[int] | None = None
+            if request.regression_test_ids is not None:
+                selection = sorted(set(request.regression_test_ids))
+                active = await regression_runs.active_test_ids(session, project.id)
+                inactive = [i for i in selection if i not in active]
+                if inactive:
+                    raise Unprocessable(
+                        "Some regression tests are inactive or do not exist.",
+                        inactive_ids=inactive,
+                    )
             run = Run(
                 project_id=project.id,
                 user_id=owner,
@@ -112,6 +116,7 @@ async def submit(
                 pull_request=request.pull_request,
                 platform=request.platform,
                 priority=request.priority,
+                regression_test_ids=selection,
                 triggered_by=actor.email if actor else "operator",
                 idempotency_key=idempotency_key,
                 request_fingerprint=fingerprint,
@@ -248,9 +253,11 @@ async def retry(
             raise Unprocessable(
                 f"Run {run_id} belongs to a project that no longer exists.", run_id=run_id
             )
-        selected = source.selected_tests
+        selected, regression_ids = source.selected_tests, source.regression_test_ids
         if failed_only:
-            selected = await _failed_tests(session, source, project.test_command)
+            regression_ids = await _failed_regression_tests(session, source)
+            if regression_ids is None:
+                selected = await _failed_tests(session, source, project.test_command)
         new = Run(
             project_id=project.id,
             user_id=actor.user_id if actor else source.user_id,
@@ -261,6 +268,7 @@ async def retry(
             platform=source.platform,
             priority=source.priority,
             selected_tests=selected,
+            regression_test_ids=regression_ids,
             retry_of=source.id,
             triggered_by=_who(actor),
         )
@@ -274,13 +282,35 @@ async def retry(
     return new
 
 
-async def _failed_tests(session: Any, source: Run, test_command: str) -> list[str]:
+def _require_finished(source: Run) -> None:
     if RunStatus(source.status) not in TERMINAL:
         raise Unprocessable(
             f"Run {source.id} has not finished; a failed-only retry needs its results.",
             run_id=source.id,
         )
-    if FAILED_TESTS_PLACEHOLDER not in test_command:
+
+
+async def _failed_regression_tests(session: AsyncSession, source: Run) -> list[int] | None:
+    """Regression tests that did not pass in ``source``; None when it ran none."""
+    results = await regression_runs.all_results(session, source.id)
+    if not results:
+        return None
+    _require_finished(source)
+    failed = [r.regression_test_id for r in results if r.status in ("fail", "missing_output")]
+    if not failed:
+        raise Unprocessable(f"Run {source.id} has no failed tests to retry.", run_id=source.id)
+    active = await regression_runs.active_test_ids(session, source.project_id or 0)
+    inactive = [i for i in failed if i not in active]
+    if inactive:
+        raise Unprocessable(
+            "Some regression tests are inactive or do not exist.", inactive_ids=inactive
+        )
+    return failed
+
+
+async def _failed_tests(session: AsyncSession, source: Run, test_command: str | None) -> list[str]:
+    _require_finished(source)
+    if not test_command or FAILED_TESTS_PLACEHOLDER not in test_command:
         raise Unprocessable(
             "This project's test command cannot select tests: add the "
             f"{FAILED_TESTS_PLACEHOLDER} placeholder to it to allow failed-only retries.",

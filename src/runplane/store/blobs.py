@@ -120,7 +120,7 @@ class LocalBlobStore:
         path = self._path(sha256)
         return path.stat().st_size if path.is_file() else None
 
-    async def read(self, sha256: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def read(self, sha256: str) -> AsyncIterator[bytes]:
         with open(self._path(sha256), "rb") as fh:
             while chunk := await asyncio.to_thread(fh.read, CHUNK_BYTES):
                 yield chunk

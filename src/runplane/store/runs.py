@@ -11,7 +11,15 @@ from sqlalchemy import ColumnElement, Select, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runplane.domain.status import PROGRESS_ON_ENTER, RunStatus, sources_of
-from runplane.store.models import Run, RunEvent, RunLogLine, RunResult, utcnow
+from runplane.store.models import (
+    OutputResult,
+    RegressionResult,
+    Run,
+    RunEvent,
+    RunLogLine,
+    RunResult,
+    utcnow,
+)
 
 #: Columns ``transition`` may set beside the status (timestamps, lease, outcome).
 _TRANSITION_FIELDS = frozenset(
@@ -272,7 +280,7 @@ async def list_events(
 
 async def clear_run_outputs(session: AsyncSession, run_id: int) -> None:
     """Delete results, logs and the progress trail (the destructive restart)."""
-    for model in (RunResult, RunLogLine, RunEvent):
+    for model in (RunResult, RunLogLine, RunEvent, OutputResult, RegressionResult):
         await session.execute(delete(model).where(model.run_id == run_id))
     await session.execute(
         update(Run).where(Run.id == run_id).values(log_bytes=0, log_truncated=False)

@@ -145,7 +145,7 @@ async def get_summary(ctx: Ctx, _: RunsRead, run_id: RunIdPath) -> s.RunSummary:
         pass_count=summary.passed,
         fail_count=summary.failed,
         skipped_count=summary.skipped,
-        missing_output_count=0,
+        missing_output_count=summary.missing_output,
         error_count=summary.errors,
         duration_ms=summary.duration_ms,
         triggered_by=summary.run.triggered_by,
@@ -255,7 +255,7 @@ async def list_samples(
     status: Literal["pass", "fail", "skipped", "missing_output", "not_started"] | None = None,
     name: Annotated[str | None, Query(max_length=100)] = None,
 ) -> dict[str, Any]:
-    statuses = [k for k, v in s.RESULT_STATUS.items() if v == status] if status else None
+    statuses = [status] if status else None
     rows, total = await results_service.samples(
         ctx, run_id, statuses=statuses, name=name, limit=page.limit, offset=page.offset
     )

@@ -13,13 +13,13 @@ from runplane.domain.dialects import SAMPLE_PLATFORM_STATUS
 from runplane.domain.permissions import Scope
 from runplane.domain.status import RunStatus
 from runplane.domain.urls import redact_url
+from runplane.services.results import SampleView
 from runplane.store.models import (
     ApiToken,
     Project,
     Run,
     RunEvent,
     RunLogLine,
-    RunResult,
 )
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -254,6 +254,7 @@ class RunConfig(BaseModel):
 
 class SampleOutput(BaseModel):
     output_id: int
+    filename: str
     status: Literal["match", "diff_mismatch", "missing_output", "missing_expected"]
     expected_hash: str | None
     actual_hash: str | None
@@ -272,6 +273,7 @@ class RunSample(BaseModel):
     runtime_ms: int | None
     exit_code: int | None
     expected_exit_code: int | None
+    expected_rc: int | None
     result_message: str | None
     tags: list[str]
     outputs: list[SampleOutput]
@@ -327,7 +329,22 @@ EnvKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=10
 
 class ProjectFields(Strict):
     repo_url: str = Field(min_length=1, max_length=1000)
-    test_command: str = Field(min_length=1, max_length=10000)
+    test_command: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10000,
+        description="Shell command; may contain {failed_tests}. Optional when the project "
+        "has regression tests, which then run instead.",
+    )
+    program: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="Path in the checkout of the program the build produces; regression "
+        "test commands reach it as {program}.",
+    )
+    regression_concurrency: int | None = Field(default=None, ge=1, le=256)
+    test_timeout_seconds: int = Field(default=600, ge=1, le=86400)
     build_command: str | None = Field(default=None, max_length=10000)
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     grace_period_seconds: float | None = Field(default=None, ge=0, le=600)
@@ -346,6 +363,9 @@ class ProjectUpdate(Strict):
     repository: str | None = Field(default=None, max_length=100, pattern=REPOSITORY_PATTERN)
     repo_url: str | None = Field(default=None, min_length=1, max_length=1000)
     test_command: str | None = Field(default=None, min_length=1, max_length=10000)
+    program: str | None = Field(default=None, min_length=1, max_length=500)
+    regression_concurrency: int | None = Field(default=None, ge=1, le=256)
+    test_timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
     build_command: str | None = Field(default=None, max_length=10000)
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     grace_period_seconds: float | None = Field(default=None, ge=0, le=600)
@@ -360,7 +380,10 @@ class ProjectOut(BaseModel):
     project_id: int
     repository: str
     repo_url: str
-    test_command: str
+    test_command: str | None
+    program: str | None
+    regression_concurrency: int | None
+    test_timeout_seconds: int
     build_command: str | None
     timeout_seconds: int
     grace_period_seconds: float | None
@@ -435,26 +458,33 @@ def run_out(run: Run, base: str, queue_position: int | None = None) -> RunOut:
     )
 
 
-RESULT_STATUS = {"pass": "pass", "fail": "fail", "error": "fail", "skipped": "skipped"}
-
-
-def run_sample(result: RunResult) -> RunSample:
+def run_sample(view: SampleView) -> RunSample:
     return RunSample(
-        run_id=result.run_id,
-        sample_id=result.id,
-        regression_id=result.id,
-        regression_test_id=result.id,
-        sample_name=result.name,
-        category=result.classname,
-        categories=[result.classname] if result.classname else [],
-        command=None,
-        status=RESULT_STATUS.get(result.status, "fail"),
-        runtime_ms=result.duration_ms,
-        exit_code=None,
-        expected_exit_code=None,
-        result_message=result.message,
-        tags=[],
-        outputs=[],
+        run_id=view.run_id,
+        sample_id=view.sample_id if view.sample_id is not None else view.result_id,
+        regression_id=view.result_id,
+        regression_test_id=view.result_id,
+        sample_name=view.name,
+        category=view.categories[0] if view.categories else None,
+        categories=view.categories,
+        command=view.command,
+        status=view.status,
+        runtime_ms=view.runtime_ms,
+        exit_code=view.exit_code,
+        expected_exit_code=view.expected_exit_code,
+        expected_rc=view.expected_exit_code,
+        result_message=view.message,
+        tags=view.tags,
+        outputs=[
+            SampleOutput(
+                output_id=o.output_id,
+                filename=o.filename,
+                status=o.status,
+                expected_hash=o.expected_hash,
+                actual_hash=o.actual_hash,
+            )
+            for o in view.outputs
+        ],
     )
 
 
@@ -501,6 +531,9 @@ def project_out(project: Project, *, show_env_values: bool) -> ProjectOut:
         repository=project.repository,
         repo_url=repo_url,
         test_command=project.test_command,
+        program=project.program,
+        regression_concurrency=project.regression_concurrency,
+        test_timeout_seconds=project.test_timeout_seconds,
         build_command=project.build_command,
         timeout_seconds=project.timeout_seconds,
         grace_period_seconds=project.grace_period_seconds,
