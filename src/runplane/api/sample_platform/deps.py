@@ -126,7 +126,13 @@ def json_body(model: type[M], *, required: bool = True) -> Callable[[Request], A
     return dependency
 
 
+#: Every model named by ``body_openapi``; the OpenAPI builder adds them to components.
+BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
 def body_openapi(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` describing a JSON body that ``json_body`` parses."""
+    BODY_MODELS[model.__name__] = model
     return {
         "requestBody": {
             "required": required,

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from runplane.api.sample_platform.deps import BODY_MODELS
 from runplane.api.sample_platform.gate import PUBLIC
-from runplane.api.sample_platform.schemas import BODY_MODELS, ErrorBody
+from runplane.api.sample_platform.schemas import ErrorBody
 
 _DESCRIPTIONS = {
     400: "Validation error (`validation_error`, with `details.fields`).",
@@ -92,7 +93,7 @@ def install(app: FastAPI, *, title: str, version: str, description: str) -> None
         )
         components = schema.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
-        for model in BODY_MODELS:
+        for model in BODY_MODELS.values():
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(js.pop("$defs", {}))
             schemas[model.__name__] = js

@@ -394,16 +394,6 @@ class ProjectOut(BaseModel):
     updated_at: ApiDateTime
 
 
-BODY_MODELS: tuple[type[BaseModel], ...] = (
-    TokenCreate,
-    RunCreate,
-    CancelRequest,
-    RetryRequest,
-    ProjectCreate,
-    ProjectUpdate,
-)
-
-
 # ---- mapping ----------------------------------------------------------------------------
 
 
