@@ -85,13 +85,14 @@ def _signal(procs: list[psutil.Process], pgid: int | None, sig: signal.Signals) 
 async def kill_tree(marker: str, pgid: int | None, grace_seconds: float) -> None:
     """SIGTERM everything of ``marker`` (and group ``pgid``), wait, then SIGKILL the rest."""
     procs = await asyncio.to_thread(processes_with_marker, marker)
-    _signal(procs, pgid, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace_seconds
-    while _alive(procs) and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    # Sweep again: something may have been forked while we waited.
-    procs = _alive(procs) + await asyncio.to_thread(processes_with_marker, marker)
+    if grace_seconds > 0:
+        _signal(procs, pgid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        while _alive(procs) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        # Sweep again: something may have been forked while we waited.
+        procs = _alive(procs) + await asyncio.to_thread(processes_with_marker, marker)
     _signal(procs, pgid, signal.SIGKILL)
     for _ in range(100):
         if not _alive(procs):

@@ -396,3 +396,20 @@ async def list_runs(
 ) -> tuple[Sequence[Run], int]:
     async with unit_of_work(ctx.reads) as session:
         return await store.list_runs(session, flt, sort=sort, limit=limit, offset=offset)
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfigView:
+    run: Run
+    project: Project | None
+    #: The run's own selection, or else every active regression test of the project.
+    regression_test_ids: list[int]
+
+
+async def config(ctx: Context, run_id: int) -> RunConfigView:
+    run, project = await get_with_project(ctx, run_id)
+    ids = run.regression_test_ids
+    if ids is None and project is not None:
+        async with unit_of_work(ctx.reads) as session:
+            ids = sorted(await regression_runs.active_test_ids(session, project.id))
+    return RunConfigView(run, project, list(ids or []))

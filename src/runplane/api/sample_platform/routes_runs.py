@@ -178,14 +178,15 @@ async def get_progress(
     summary="What a run executes",
 )
 async def get_config(ctx: Ctx, _: RunsRead, run_id: RunIdPath) -> s.RunConfig:
-    run, project = await runs_service.get_with_project(ctx, run_id)
+    config = await runs_service.config(ctx, run_id)
+    run, project = config.run, config.project
     return s.RunConfig(
         run_id=run.id,
         platform=run.platform,
         branch=run.branch,
         commit_sha=run.commit_sha,
         repository=run.repository,
-        regression_test_ids=[],
+        regression_test_ids=config.regression_test_ids,
         environment=s.RunEnvironment(
             environment_id=run.platform,
             platform=run.platform,
