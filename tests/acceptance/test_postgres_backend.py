@@ -40,3 +40,20 @@ async def test_idempotency_and_listing(api_pg: Api, demo_repo: DemoRepo) -> None
 
 async def test_restart(api_pg: Api, demo_repo: DemoRepo) -> None:
     await lifecycle.test_restart_reuses_the_id_and_wipes_results(api_pg, demo_repo)
+
+
+async def test_regression_suite(api_pg: Api, tmp_path: Path) -> None:
+    from tests.acceptance import test_regression_runs as regression
+
+    repo, head = regression._git_repo(tmp_path)
+    project_id = await api_pg.project(
+        repo,
+        repository="acme/tool",
+        test_command=None,
+        program="tool.py",
+        build_command="chmod +x tool.py",
+        env={"PID_DIR": str(tmp_path)},
+    )
+    await regression.test_regression_run_statuses_summary_diff_and_approval(
+        api_pg, (project_id, head)
+    )
