@@ -43,6 +43,9 @@ UNAUTHORIZED = {
 }
 #: Valid body for POST /runs; no project serves this repository, so allowed → 422.
 RUN_BODY = {"repository": "matrix/no-project", "commit_sha": "a" * 40, "platform": "linux"}
+REGRESSION_TEST_BODY = {"project_id": MISSING_ID, "sample_id": MISSING_ID, "command": "x"}
+OUTPUT_PATH = "/regression-tests/{regression_test_id}/outputs/{output_id}"
+SUITE_EDIT = frozenset({Role.ADMIN, Role.CONTRIBUTOR})
 PROJECT_BODY = {
     "repository": "matrix/created-by-probe",
     "repo_url": "/nonexistent/matrix-repo",
@@ -65,6 +68,10 @@ class Route:
     body: dict[str, Any] | None = None
     #: The probe revokes the token that makes it (so it needs a fresh one).
     revokes_token: bool = False
+    #: Query string of the probe request (without ``?``).
+    query: str = ""
+    #: The probe sends a small ``application/octet-stream`` body.
+    raw: bool = False
 
     @property
     def id(self) -> str:
@@ -72,8 +79,21 @@ class Route:
 
     @property
     def url(self) -> str:
-        ids = ("run_id", "regression_test_id", "token_id", "project_id")
-        return BASE + self.path.format(**dict.fromkeys(ids, MISSING_ID))
+        ids = (
+            "run_id",
+            "regression_test_id",
+            "token_id",
+            "project_id",
+            "sample_id",
+            "extra_id",
+            "category_id",
+            "output_id",
+            "variant_id",
+            "regression_id",
+        )
+        values: dict[str, Any] = {**dict.fromkeys(ids, MISSING_ID), "artifact_id": "log"}
+        url = BASE + self.path.format(**values)
+        return f"{url}?{self.query}" if self.query else url
 
     @property
     def allowed_roles(self) -> frozenset[Role]:
@@ -81,6 +101,11 @@ class Route:
 
 
 RR, RW, SR = Scope.RUNS_READ, Scope.RUNS_WRITE, Scope.SYSTEM_READ
+RS, BW = Scope.RESULTS_READ, Scope.BASELINES_WRITE
+RUN_OUTPUT = (
+    "/runs/{run_id}/samples/{sample_id}/regression-tests/{regression_id}/outputs/{output_id}"
+)
+APPROVAL_BODY = {"regression_id": 1, "output_id": 1, "reason": "the new output is right"}
 SW, TM = Scope.SYSTEM_WRITE, Scope.TOKENS_MANAGE
 
 ROUTES: tuple[Route, ...] = (
@@ -104,6 +129,37 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/runs/{run_id}/cancel", RW, RUN_CONTROL, ok=404),
     Route("POST", "/runs/{run_id}/retry", RW, RUN_CONTROL, ok=404),
     Route("POST", "/runs/{run_id}/restart", RW, RUN_CONTROL, ok=404),
+    # regression results of a run
+    Route("GET", "/runs/{run_id}/artifacts", RS, ok=404),
+    Route("GET", "/runs/{run_id}/artifacts/{artifact_id}/download", RS, ok=404),
+    Route("GET", "/runs/{run_id}/errors", RS, ok=404),
+    Route("GET", "/runs/{run_id}/error-summary", RS, ok=404),
+    Route("GET", RUN_OUTPUT + "/expected", RS, ok=404),
+    Route("GET", RUN_OUTPUT + "/actual", RS, ok=404),
+    Route("GET", RUN_OUTPUT + "/diff", RS, ok=404),
+    Route(
+        "GET",
+        "/runs/{run_id}/samples/{sample_id}/expected",
+        RS,
+        ok=404,
+        query="regression_id=1&output_id=1",
+    ),
+    Route(
+        "GET",
+        "/runs/{run_id}/samples/{sample_id}/actual",
+        RS,
+        ok=404,
+        query="regression_id=1&output_id=1",
+    ),
+    Route(
+        "POST",
+        "/runs/{run_id}/samples/{sample_id}/baseline-approval",
+        BW,
+        ADMIN_ONLY,
+        ok=404,
+        body=APPROVAL_BODY,
+    ),
+    Route("GET", "/samples/{sample_id}/history", RR, ok=404),
     # /system
     Route("GET", "/system/health", public=True),
     Route("GET", "/system/queue", SR),
@@ -113,6 +169,52 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/projects/{project_id}", RR, ok=404),
     Route("PATCH", "/projects/{project_id}", SW, ADMIN_ONLY, ok=404, body={"test_command": "x"}),
     Route("DELETE", "/projects/{project_id}", SW, ADMIN_ONLY, ok=404),
+    # /samples (regression suite)
+    Route("GET", "/samples", RR),
+    # No filename and no body: allowed callers reach the 422 "filename is required".
+    Route("POST", "/samples/upload", RW, SUITE_EDIT, ok=422, raw=True),
+    Route("GET", "/samples/{sample_id}", RR, ok=404),
+    Route("PATCH", "/samples/{sample_id}", RW, SUITE_EDIT, ok=404, body={"notes": "x"}),
+    Route("DELETE", "/samples/{sample_id}", RW, SUITE_EDIT, ok=404),
+    Route("GET", "/samples/{sample_id}/download", RR, ok=404),
+    Route(
+        "POST",
+        "/samples/{sample_id}/extra-files",
+        RW,
+        SUITE_EDIT,
+        ok=404,
+        query="filename=x",
+        raw=True,
+    ),
+    Route("GET", "/samples/{sample_id}/extra-files/{extra_id}/download", RR, ok=404),
+    Route("DELETE", "/samples/{sample_id}/extra-files/{extra_id}", RW, SUITE_EDIT, ok=404),
+    # /categories
+    Route("GET", "/categories", RR),
+    Route("POST", "/categories", RW, SUITE_EDIT, ok=201, body={"name": "matrix-probe"}),
+    Route("DELETE", "/categories/{category_id}", RW, SUITE_EDIT, ok=404),
+    # /regression-tests
+    Route("GET", "/regression-tests", RR),
+    # No such project: allowed callers get 422.
+    Route("POST", "/regression-tests", RW, SUITE_EDIT, ok=422, body=REGRESSION_TEST_BODY),
+    Route("GET", "/regression-tests/{regression_test_id}", RR, ok=404),
+    Route("PATCH", "/regression-tests/{regression_test_id}", RW, SUITE_EDIT, ok=404, body={}),
+    Route("DELETE", "/regression-tests/{regression_test_id}", RW, SUITE_EDIT, ok=404),
+    Route(
+        "POST",
+        "/regression-tests/{regression_test_id}/outputs",
+        RW,
+        SUITE_EDIT,
+        ok=404,
+        body={"filename": "out.srt"},
+    ),
+    Route("PATCH", OUTPUT_PATH, RW, SUITE_EDIT, ok=404, body={"ignore": True}),
+    Route("DELETE", OUTPUT_PATH, RW, SUITE_EDIT, ok=404),
+    Route("PUT", OUTPUT_PATH + "/baseline", RW, SUITE_EDIT, ok=404, raw=True),
+    Route("GET", OUTPUT_PATH + "/download", RR, ok=404),
+    Route("GET", OUTPUT_PATH + "/variants", RR, ok=404),
+    Route("POST", OUTPUT_PATH + "/variants", RW, SUITE_EDIT, ok=404, body={"sha256": "a" * 64}),
+    Route("DELETE", OUTPUT_PATH + "/variants/{variant_id}", RW, SUITE_EDIT, ok=404),
+    Route("GET", OUTPUT_PATH + "/variants/{variant_id}/download", RR, ok=404),
 )
 PROTECTED = tuple(r for r in ROUTES if not r.public)
 
@@ -187,6 +289,9 @@ class Matrix:
     ) -> httpx.Response:
         if route.body is not None and "json" not in kwargs and "content" not in kwargs:
             kwargs["json"] = route.body
+        if route.raw and "json" not in kwargs and "content" not in kwargs:
+            kwargs["content"] = b"probe"
+            headers = {**(headers or {}), "Content-Type": "application/octet-stream"}
         return await self.api.client.request(
             route.method, url or route.url, headers=headers or {}, **kwargs
         )
@@ -347,6 +452,13 @@ async def test_allowed_role_with_only_the_scope_gets_through(
         deleted = await matrix.api.client.delete(
             f"{BASE}/projects/{project_id}",
             headers=await matrix.headers(Role.ADMIN, (Scope.SYSTEM_WRITE,)),
+        )
+        assert deleted.status_code == 204
+    if route.method == "POST" and route.path == "/categories":
+        category_id = response.json()["id"]
+        deleted = await matrix.api.client.delete(
+            f"{BASE}/categories/{category_id}",
+            headers=await matrix.headers(Role.ADMIN, (Scope.RUNS_WRITE,)),
         )
         assert deleted.status_code == 204
 

@@ -39,6 +39,8 @@ from runplane.domain.status import TERMINAL, RunStatus
 from runplane.runtime import Runtime
 from runplane.services import accounts, projects, results
 from runplane.services import runs as runs_service
+from runplane.store.database import unit_of_work
+from runplane.store.models import RegressionOutput, RegressionTest, Sample
 from tests.conftest import DemoRepo, make_settings
 
 ADMIN_EMAIL = "schemathesis-admin@example.com"
@@ -59,6 +61,10 @@ class Seed:
     result_ids: list[int]
     #: Tokens the fuzzer may revoke by id (not the one the test authenticates with).
     spare_token_ids: list[int]
+    #: A finished regression run's sample, test and output (run id is in run_ids).
+    sample_ids: list[int]
+    regression_ids: list[int]
+    output_ids: list[int]
 
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -81,6 +87,56 @@ async def _wait_terminal(runtime: Runtime, run_id: int, timeout: float = 60) -> 
 
 def _request(sha: str) -> runs_service.RunRequest:
     return runs_service.RunRequest(repository=REPOSITORY, commit_sha=sha, platform="linux")
+
+
+async def _seed_regression(
+    runtime: Runtime, principal: Any, repo: DemoRepo
+) -> tuple[int, int, int, int]:
+    """A project whose program is the demo's runner, one test, and a finished run of it."""
+    ctx = runtime.ctx
+    project = await projects.create(
+        ctx,
+        principal,
+        projects.ProjectSpec(
+            repository="fuzz/regression", repo_url=str(repo.path), program="run_tests.py"
+        ),
+    )
+    source = ctx.settings.data_dir / "seed-sample.txt"
+    source.write_bytes(b"seed sample\n")
+    blob = await ctx.blobs.put_file(source)
+    async with unit_of_work(ctx.sessions) as session:
+        sample = Sample(
+            sha256=blob.sha256,
+            name="seed.txt",
+            extension="txt",
+            size_bytes=blob.size_bytes,
+            tags=["seed"],
+        )
+        session.add(sample)
+        await session.flush()
+        test = RegressionTest(
+            project_id=project.id,
+            sample_id=sample.id,
+            active=True,
+            command="cp {input} {output_dir}/out.txt",
+        )
+        session.add(test)
+        await session.flush()
+        output = RegressionOutput(
+            regression_test_id=test.id, filename="out.txt", expected_hash="0" * 64
+        )
+        session.add(output)
+        await session.flush()
+        ids = (sample.id, test.id, output.id)
+    run, _ = await runs_service.submit(
+        ctx,
+        principal,
+        runs_service.RunRequest(
+            repository="fuzz/regression", commit_sha=repo.passing_sha, platform="linux"
+        ),
+    )
+    await _wait_terminal(runtime, run.id)
+    return (run.id, *ids)
 
 
 async def _seed(settings: Settings, repo: DemoRepo) -> Seed:
@@ -107,6 +163,9 @@ async def _seed(settings: Settings, repo: DemoRepo) -> Seed:
         )
         finished, _ = await runs_service.submit(ctx, principal, _request(repo.failing_sha))
         await _wait_terminal(runtime, finished.id)
+        regression_run, sample_id, test_id, output_id = await _seed_regression(
+            runtime, principal, repo
+        )
         samples, _ = await results.samples(
             ctx, finished.id, statuses=None, name=None, limit=100, offset=0
         )
@@ -121,9 +180,12 @@ async def _seed(settings: Settings, repo: DemoRepo) -> Seed:
     return Seed(
         token=issued.token,
         project_ids=[project.id],
-        run_ids=[finished.id, queued.id],
-        result_ids=[r.id for r in samples],
+        run_ids=[finished.id, queued.id, regression_run],
+        result_ids=[r.result_id for r in samples],
         spare_token_ids=[t.row.id for t in spare],
+        sample_ids=[sample_id],
+        regression_ids=[test_id],
+        output_ids=[output_id],
     )
 
 
@@ -148,6 +210,13 @@ def _config(seed: Seed) -> SchemathesisConfig:
         "path.project_id": seed.project_ids,
         "path.regression_test_id": seed.result_ids,
         "path.token_id": seed.spare_token_ids,
+        "path.sample_id": seed.sample_ids,
+        "path.regression_id": seed.regression_ids,
+        "query.regression_id": seed.regression_ids,
+        "path.output_id": seed.output_ids,
+        "query.output_id": seed.output_ids,
+        "body.regression_id": seed.regression_ids,
+        "body.output_id": seed.output_ids,
         "body.repository": [REPOSITORY],
         "body.email": [ADMIN_EMAIL],
         "body.password": [ADMIN_PASSWORD],

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runplane import __version__
 from runplane.api.rate_limits import RateLimiter
 from runplane.api.sample_platform.app import create_sample_platform_app
+from runplane.api.sample_platform.errors import error_response
 from runplane.api.sample_platform.gate import GateState
 from runplane.config import Settings
 from runplane.runtime import Runtime
@@ -45,6 +47,14 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.mount("/api/v1", create_sample_platform_app(gate, worker_slots))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _outer_http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        # Paths the mount cannot match (e.g. a newline in a path segment) end here:
+        # answer in the API's envelope all the same.
+        if exc.status_code == 404:
+            return error_response(404, "not_found", "The requested resource was not found.")
+        return error_response(exc.status_code, "validation_error", str(exc.detail))
 
     @app.get("/", include_in_schema=False)
     async def index() -> dict[str, object]:

@@ -58,7 +58,8 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.MANAGE_PROJECTS: frozenset({Role.ADMIN}),
     Action.MANAGE_TOKENS: frozenset({Role.ADMIN}),
     Action.EDIT_SUITE: frozenset({Role.ADMIN, Role.CONTRIBUTOR}),
-    Action.APPROVE_BASELINE: frozenset({Role.ADMIN, Role.CONTRIBUTOR}),
+    # baselines:write is an admin-only scope, so in effect only admins approve (as in H).
+    Action.APPROVE_BASELINE: frozenset({Role.ADMIN}),
 }
 
 

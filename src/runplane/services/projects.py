@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runplane.domain.errors import Conflict, InvalidInput, ProjectNotFound
+from runplane.domain.errors import Conflict, ProjectNotFound, Unprocessable
 from runplane.domain.permissions import Action
 from runplane.domain.types import Principal
 from runplane.services.context import Context
@@ -36,9 +36,9 @@ class ProjectSpec:
 async def create(ctx: Context, actor: Principal | None, spec: ProjectSpec) -> Project:
     ensure_allowed(actor, Action.MANAGE_PROJECTS)
     if not spec.test_command and not spec.program:
-        raise InvalidInput(
+        raise Unprocessable(
             "A project needs a test command, or a program for its regression tests.",
-            {"test_command": "Required unless program is given."},
+            fields=["test_command", "program"],
         )
     values = asdict(spec)
     values["timeout_seconds"] = spec.timeout_seconds or ctx.settings.default_timeout_seconds

@@ -15,6 +15,8 @@ from runplane.api.sample_platform.routes_auth import router as auth_router
 from runplane.api.sample_platform.routes_projects import router as projects_router
 from runplane.api.sample_platform.routes_results import router as results_router
 from runplane.api.sample_platform.routes_runs import router as runs_router
+from runplane.api.sample_platform.routes_samples import router as samples_router
+from runplane.api.sample_platform.routes_suite import router as suite_router
 from runplane.api.sample_platform.routes_system import router as system_router
 
 DESCRIPTION = """\
@@ -46,7 +48,15 @@ def create_sample_platform_app(state: GateState, workers: Callable[[], int]) -> 
         details = {"fields": exc.fields} if exc.fields or exc.status_code == 400 else {}
         return errors.error_response(exc.status_code, "validation_error", exc.message, details)
 
-    for router in (auth_router, runs_router, results_router, system_router, projects_router):
+    for router in (
+        auth_router,
+        runs_router,
+        results_router,
+        system_router,
+        projects_router,
+        samples_router,
+        suite_router,
+    ):
         app.include_router(router)
     openapi.install(app, title=app.title, version=__version__, description=DESCRIPTION)
     app.add_middleware(Gate, state=state)

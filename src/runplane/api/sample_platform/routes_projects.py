@@ -37,7 +37,7 @@ async def list_projects(ctx: Ctx, principal: RunsRead, page: Page) -> dict[str, 
     "",
     status_code=201,
     response_model=s.ProjectOut,
-    responses=errors(400, 403, 409, 415),
+    responses=errors(400, 403, 409, 415, 422),
     summary="Create a project (admin)",
     openapi_extra=body_openapi(s.ProjectCreate),
 )
