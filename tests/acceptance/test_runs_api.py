@@ -530,3 +530,24 @@ async def test_cancel_racing_a_natural_finish_is_consistent(api: Api, tmp_path: 
             assert answer["status"] == "no_op" and done["status"] == "pass"
         outcomes.add(done["status"])
     assert outcomes <= {"pass", "canceled"}
+
+
+async def test_declared_artifacts_are_kept_and_downloadable(api: Api, tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "mkdir -p build; echo report > build/report.txt; echo x > other.log")
+    await api.project(
+        repo,
+        repository="o/art",
+        test_command="sh t.sh",
+        artifact_paths=["build/*.txt", "../*", "missing/*"],
+    )
+    h = await api.headers()
+    run = await api.submit(h, _head(repo), repository="o/art")
+    await api.wait_for(h, run["run_id"], TERMINAL)
+    listed = (await api.client.get(f"/api/v1/runs/{run['run_id']}/artifacts", headers=h)).json()
+    files = {a["filename"]: a for a in listed["data"] if a["type"] == "binary"}
+    assert list(files) == ["build/report.txt"]
+    got = await api.client.get(files["build/report.txt"]["download_url"], headers=h)
+    assert got.status_code == 200 and got.content == b"report\n"
+    log = next(a for a in listed["data"] if a["type"] == "build_log")
+    text = (await api.client.get(log["download_url"], headers=h)).text
+    assert "[runplane] Tests passed." in text

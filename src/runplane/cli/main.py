@@ -170,6 +170,9 @@ def projects_create(
         str | None, typer.Option(help="Program the build produces (regression tests).")
     ] = None,
     test_timeout_seconds: Annotated[int, typer.Option(min=1, help="Per regression test.")] = 600,
+    artifact_path: Annotated[
+        list[str] | None, typer.Option(help="Glob of files each run keeps, repeatable.")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a project and print it as JSON."""
@@ -195,6 +198,7 @@ def projects_create(
         grace_period_seconds=grace_period_seconds,
         program=program,
         test_timeout_seconds=test_timeout_seconds,
+        artifact_paths=list(artifact_path or []),
     )
     project = _run(_settings(data_dir), lambda ctx: projects.create(ctx, None, spec))
     print(

@@ -35,11 +35,13 @@ from runplane.store import regression_runs
 from runplane.store import results as result_store
 from runplane.store import runs as store
 from runplane.store.database import unit_of_work
-from runplane.store.models import Project, Run, RunResult, utcnow
+from runplane.store.models import Project, Run, RunArtifact, RunResult, utcnow
 from runplane.store.runs import EventSpec
 
 log = logging.getLogger(__name__)
 FINISH_ATTEMPTS = 5
+#: Declared artifacts kept per run at most.
+MAX_ARTIFACTS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,7 @@ class _Execution:
                 )
                 verdict = await self._steps(self.project, workspace)
                 results = self._collect(workspace.junit_path)
+                await self._keep_artifacts(self.project, workspace)
         except Exception as exc:
             log.exception("run %s: executor failed", self.run_row.id)
             verdict = _Verdict(RunStatus.ERROR, f"Internal error: {exc}", "internal_error")
@@ -374,6 +377,39 @@ class _Execution:
             )
             for c in cases
         ]
+
+    async def _keep_artifacts(self, project: Project, workspace: ws.Workspace) -> None:
+        """Store the files matching the project's ``artifact_paths`` (bounded in count/size)."""
+        if not project.artifact_paths:
+            return
+        root = workspace.source.resolve()
+        found: dict[str, Path] = {}
+        for pattern in project.artifact_paths:
+            for path in sorted(root.glob(pattern)):
+                real = path.resolve()
+                if real.is_file() and real.is_relative_to(root):
+                    found.setdefault(str(path.relative_to(root)), real)
+        rows = []
+        for name, path in list(found.items())[:MAX_ARTIFACTS]:
+            if path.stat().st_size > self.ctx.settings.max_sample_bytes:
+                self.log.note(f"[runplane] artifact {name} is too large; not kept", "warning")
+                continue
+            blob = await self.ctx.blobs.put_file(path)
+            rows.append(
+                RunArtifact(
+                    run_id=self.run_row.id,
+                    path=name[:500],
+                    sha256=blob.sha256,
+                    size_bytes=blob.size_bytes,
+                )
+            )
+        if len(found) > MAX_ARTIFACTS:
+            self.log.note(
+                f"[runplane] only the first {MAX_ARTIFACTS} artifacts were kept", "warning"
+            )
+        async with unit_of_work(self.ctx.sessions) as session:
+            if await store.owns(session, self.run_row.id, self.worker_id):
+                await result_store.add_artifacts(session, rows)
 
     async def _progress(self, state: ProgressState, message: str) -> None:
         self.log.note(f"[runplane] {message}")

@@ -16,6 +16,7 @@ from runplane.services.context import Context
 from runplane.services.policy import ensure_allowed
 from runplane.store import logs as log_store
 from runplane.store import regression_runs, suite_audit
+from runplane.store import results as result_store
 from runplane.store import runs as run_store
 from runplane.store.database import unit_of_work
 from runplane.store.models import BaselineApproval, OutputResult, RegressionResult, Run
@@ -264,7 +265,7 @@ class Artifact:
 
 
 async def artifacts(ctx: Context, run_id: int) -> list[Artifact]:
-    """The run's log, and every actual output file it kept."""
+    """The run's log, the files its project declared, and every actual output it kept."""
     async with unit_of_work(ctx.reads) as session:
         run = await run_store.get_run(session, run_id)
         if run is None:
@@ -286,6 +287,20 @@ async def artifacts(ctx: Context, run_id: int) -> list[Artifact]:
         results = await regression_runs.all_results(session, run_id)
         outputs = await regression_runs.output_results(
             session, run_id, [r.regression_test_id for r in results]
+        )
+        declared = await result_store.list_artifacts(session, run_id)
+    for item in declared:
+        found.append(
+            Artifact(
+                f"file-{item.id}",
+                run_id,
+                None,
+                "binary",
+                item.path,
+                "application/octet-stream",
+                item.size_bytes,
+                item.sha256,
+            )
         )
     sample_of = {r.regression_test_id: r.sample_id for r in results}
     for test_id, rows in outputs.items():

@@ -31,6 +31,8 @@ class ProjectSpec:
     program: str | None = None
     regression_concurrency: int | None = None
     test_timeout_seconds: int = 600
+    #: Glob patterns (relative to the checkout) of files each run keeps.
+    artifact_paths: list[str] = field(default_factory=list)
 
 
 async def create(ctx: Context, actor: Principal | None, spec: ProjectSpec) -> Project:

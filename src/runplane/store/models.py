@@ -103,6 +103,8 @@ class Project(Base):
     regression_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: Time limit of one regression test.
     test_timeout_seconds: Mapped[int] = mapped_column(Integer, default=600)
+    #: Glob patterns (in the checkout) of files a run keeps as artifacts.
+    artifact_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
     timeout_seconds: Mapped[int] = mapped_column(Integer)
     grace_period_seconds: Mapped[float | None] = mapped_column(nullable=True)
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
@@ -369,3 +371,15 @@ class BaselineApproval(Base):
     reason: Mapped[str] = mapped_column(String(500))
     approved_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RunArtifact(Base):
+    """A file the project declared as an artifact, kept from a run's workspace."""
+
+    __tablename__ = "run_artifacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runplane.store.models import RunResult
+from runplane.store.models import RunArtifact, RunResult
 
 
 async def replace_results(session: AsyncSession, run_id: int, rows: Iterable[RunResult]) -> None:
@@ -48,3 +48,15 @@ async def get_result(session: AsyncSession, run_id: int, result_id: int) -> RunR
     return await session.scalar(
         select(RunResult).where(RunResult.run_id == run_id, RunResult.id == result_id)
     )
+
+
+async def add_artifacts(session: AsyncSession, rows: Iterable[RunArtifact]) -> None:
+    session.add_all(rows)
+    await session.flush()
+
+
+async def list_artifacts(session: AsyncSession, run_id: int) -> Sequence[RunArtifact]:
+    rows = await session.scalars(
+        select(RunArtifact).where(RunArtifact.run_id == run_id).order_by(RunArtifact.id)
+    )
+    return rows.all()

@@ -77,7 +77,14 @@ async def update_project(
     body: Annotated[s.ProjectUpdate, Depends(json_body(s.ProjectUpdate))],
 ) -> s.ProjectOut:
     changes = body.model_dump(exclude_unset=True)
-    for required in ("repository", "repo_url", "platform", "env", "test_timeout_seconds"):
+    for required in (
+        "repository",
+        "repo_url",
+        "platform",
+        "env",
+        "test_timeout_seconds",
+        "artifact_paths",
+    ):
         if required in changes and changes[required] is None:
             changes.pop(required)
     project = await projects_service.update(ctx, principal, project_id, changes)

@@ -344,7 +344,7 @@ async def list_artifacts(
     _: ResultsRead,
     run_id: Id,
     page: Page,
-    type: Literal["build_log", "actual_output"] | None = None,
+    type: Literal["build_log", "actual_output", "binary"] | None = None,
 ) -> dict[str, Any]:
     found = await outputs_service.artifacts(ctx, run_id)
     if type:
@@ -379,7 +379,7 @@ async def download_artifact(
     ctx: Ctx,
     _: ResultsRead,
     run_id: Id,
-    artifact_id: Annotated[str, Path(max_length=40, pattern=r"^(log|output-[0-9]{1,10})$")],
+    artifact_id: Annotated[str, Path(max_length=40, pattern=r"^(log|(output|file)-[0-9]{1,10})$")],
 ) -> Any:
     for artifact in await outputs_service.artifacts(ctx, run_id):
         if artifact.artifact_id != artifact_id:

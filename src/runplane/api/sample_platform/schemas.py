@@ -324,6 +324,9 @@ class SystemHealth(BaseModel):
 
 # ---- projects ---------------------------------------------------------------------------
 
+ArtifactPattern = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f][^\x00-\x1f]*$")
+]
 EnvKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
 
 
@@ -345,6 +348,12 @@ class ProjectFields(Strict):
     )
     regression_concurrency: int | None = Field(default=None, ge=1, le=256)
     test_timeout_seconds: int = Field(default=600, ge=1, le=86400)
+    artifact_paths: list[ArtifactPattern] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Glob patterns (relative to the checkout) of files each run keeps as "
+        "artifacts, e.g. build/*.log.",
+    )
     build_command: str | None = Field(default=None, max_length=10000)
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     grace_period_seconds: float | None = Field(default=None, ge=0, le=600)
@@ -366,6 +375,7 @@ class ProjectUpdate(Strict):
     program: str | None = Field(default=None, min_length=1, max_length=500)
     regression_concurrency: int | None = Field(default=None, ge=1, le=256)
     test_timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    artifact_paths: list[ArtifactPattern] | None = Field(default=None, max_length=50)
     build_command: str | None = Field(default=None, max_length=10000)
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     grace_period_seconds: float | None = Field(default=None, ge=0, le=600)
@@ -384,6 +394,7 @@ class ProjectOut(BaseModel):
     program: str | None
     regression_concurrency: int | None
     test_timeout_seconds: int
+    artifact_paths: list[str]
     build_command: str | None
     timeout_seconds: int
     grace_period_seconds: float | None
@@ -524,6 +535,7 @@ def project_out(project: Project, *, show_env_values: bool) -> ProjectOut:
         program=project.program,
         regression_concurrency=project.regression_concurrency,
         test_timeout_seconds=project.test_timeout_seconds,
+        artifact_paths=list(project.artifact_paths or []),
         build_command=project.build_command,
         timeout_seconds=project.timeout_seconds,
         grace_period_seconds=project.grace_period_seconds,
