@@ -16,6 +16,7 @@ from runplane.store.models import (
     RegressionOutput,
     RegressionTest,
     Sample,
+    SampleExtraFile,
 )
 from tests.acceptance.test_runs_api import TERMINAL, _alive
 from tests.conftest import Api
@@ -281,3 +282,27 @@ async def test_cancel_mid_suite_keeps_finished_and_leaves_the_rest_not_started(
     rows = (await api.client.get(f"/api/v1/runs/{run['run_id']}/samples", headers=h)).json()
     statuses = sorted(r["status"] for r in rows["data"])
     assert statuses == ["not_started", "not_started", "not_started", "pass"]
+
+
+async def test_extra_files_sit_beside_the_input(api: Api, tool: tuple[int, str]) -> None:
+    project_id, head = tool
+    ids = await _suite(api, project_id, {"with-extra": (b"input\n", b"input\nconfig\n")})
+    async with unit_of_work(api.ctx.sessions) as session:
+        test = await session.get(RegressionTest, ids["with-extra"])
+        assert test is not None
+        test.command = "cat {input} cfg.txt > {output_dir}/out.txt"
+        path = api.ctx.settings.data_dir / "cfg"
+        path.write_bytes(b"config\n")
+        blob = await api.ctx.blobs.put_file(path)
+        session.add(
+            SampleExtraFile(
+                sample_id=test.sample_id,
+                name="cfg.txt",
+                sha256=blob.sha256,
+                size_bytes=blob.size_bytes,
+            )
+        )
+    h = await api.headers()
+    run = await api.submit(h, head, repository="acme/tool")
+    done = await api.wait_for(h, run["run_id"], TERMINAL)
+    assert done["status"] == "pass", done

@@ -1,6 +1,7 @@
 """Running regression tests: a program on sample files, outputs compared with baselines.
 
-Each test runs in its own scratch directory (``input.<ext>`` and ``out/``) with its own
+Each test runs in its own scratch directory (``input.<ext>``, the sample's extra files
+beside it, and ``out/``) with its own
 time limit; several run at once. Actual outputs are stored content-addressed, so an
 identical output always has the same hash and can be fetched, diffed or approved.
 """
@@ -61,6 +62,10 @@ async def run_test(
     out_dir.mkdir(parents=True)
     input_path = scratch / f"input{test.sample_extension and '.' + test.sample_extension}"
     await tc.blobs.copy_to(test.sample_sha256, input_path)
+    for name, sha in test.extra_files:
+        target = _inside(scratch, name)
+        if target is not None and target != input_path and not target.exists():
+            await tc.blobs.copy_to(sha, target)
     command = render_command(
         test.command,
         {

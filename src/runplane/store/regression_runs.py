@@ -18,6 +18,7 @@ from runplane.store.models import (
     RegressionTestCategory,
     Run,
     Sample,
+    SampleExtraFile,
 )
 
 
@@ -45,6 +46,8 @@ class SuiteTest:
     sample_name: str
     sample_extension: str
     outputs: tuple[OutputSpec, ...] = field(default=())
+    #: (file name, sha256) of the sample's extra files, placed beside the input.
+    extra_files: tuple[tuple[str, str], ...] = field(default=())
 
 
 async def active_test_ids(session: AsyncSession, project_id: int) -> set[int]:
@@ -85,6 +88,15 @@ async def load_suite(
             )
         )
     ).all()
+    extras: dict[int, list[tuple[str, str]]] = {}
+    for extra in (
+        await session.scalars(
+            select(SampleExtraFile).where(
+                SampleExtraFile.sample_id.in_([sample.id for _, sample in pairs])
+            )
+        )
+    ).all():
+        extras.setdefault(extra.sample_id, []).append((extra.name, extra.sha256))
     accepted: dict[int, set[str]] = {}
     for output_id, sha in variants:
         accepted.setdefault(output_id, set()).add(sha)
@@ -109,6 +121,7 @@ async def load_suite(
             sample_name=sample.name,
             sample_extension=sample.extension,
             outputs=tuple(sorted(by_test.get(test.id, []), key=lambda o: o.output_id)),
+            extra_files=tuple(sorted(extras.get(sample.id, []))),
         )
         for test, sample in pairs
     ]
