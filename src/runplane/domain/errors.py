@@ -50,6 +50,14 @@ class UserNotFound(NotFound):
     resource = "user"
 
 
+class SampleNotFound(NotFound):
+    resource = "sample"
+
+
+class OutputNotFound(NotFound):
+    resource = "output"
+
+
 class PermissionDenied(RunplaneError):
     """You do not have permission to perform this action."""
 

@@ -9,11 +9,18 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runplane.domain.errors import NotFound, RunNotFound, Unprocessable
+from runplane.domain.errors import (
+    NotFound,
+    OutputNotFound,
+    RunNotFound,
+    SampleNotFound,
+    Unprocessable,
+)
 from runplane.domain.permissions import Action
 from runplane.domain.types import Principal
 from runplane.services.context import Context
 from runplane.services.policy import ensure_allowed
+from runplane.services.samples import StoredFile
 from runplane.store import logs as log_store
 from runplane.store import regression_runs, suite_audit
 from runplane.store import results as result_store
@@ -27,25 +34,10 @@ MAX_DIFF_INPUT_BYTES = 2 * 1024 * 1024
 MAX_DIFF_BYTES = 256 * 1024
 
 
-class OutputNotFound(NotFound):
-    resource = "output"
-
-
-class SampleNotFound(NotFound):
-    resource = "sample"
-
-
 class MissingOutput(NotFound):
     """The run produced no such output."""
 
     resource = "output"
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFile:
-    sha256: str
-    filename: str
-    size_bytes: int | None
 
 
 async def _output_result(
@@ -79,7 +71,7 @@ async def output_file(
         if which == "actual":
             raise MissingOutput(output_id, f"Run {run_id} produced no {row.filename}.")
         raise OutputNotFound(output_id, f"Output {output_id} had no approved baseline.")
-    return StoredFile(sha, row.filename, await ctx.blobs.size(sha))
+    return StoredFile(sha, await ctx.blobs.size(sha) or 0, row.filename)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runplane.domain.errors import Conflict, NotFound, Unprocessable
+from runplane.domain.errors import Conflict, NotFound, SampleNotFound, Unprocessable
 from runplane.domain.permissions import Action
 from runplane.domain.types import Principal
 from runplane.services.context import Context
@@ -28,10 +28,6 @@ MAX_TAGS = 50
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$"
 _TAG_RE = re.compile(TAG_PATTERN)
 _EXTENSION_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")
-
-
-class SampleNotFound(NotFound):
-    resource = "sample"
 
 
 class ExtraFileNotFound(NotFound):

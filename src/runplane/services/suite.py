@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runplane.domain.errors import Conflict, NotFound, Unprocessable
+from runplane.domain.errors import Conflict, NotFound, OutputNotFound, Unprocessable
 from runplane.domain.permissions import Action
 from runplane.domain.types import Principal
 from runplane.services.context import Context
@@ -41,10 +41,6 @@ class CategoryNotFound(NotFound):
 
 class RegressionTestNotFound(NotFound):
     resource = "regression_test"
-
-
-class OutputNotFound(NotFound):
-    resource = "output"
 
 
 class VariantNotFound(NotFound):

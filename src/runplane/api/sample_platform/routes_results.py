@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -22,10 +21,11 @@ from runplane.api.sample_platform.deps import (
     page_envelope,
 )
 from runplane.api.sample_platform.openapi import errors
+from runplane.api.sample_platform.routes_samples import file_response
 from runplane.domain.errors import NotFound
 from runplane.services import outputs as outputs_service
 from runplane.services import results as results_service
-from runplane.services.context import Context
+from runplane.services.samples import StoredFile
 
 router = APIRouter(tags=["results"])
 
@@ -124,20 +124,6 @@ class HistoryEntry(BaseModel):
     failure_signature: str | None
 
 
-async def _stream_blob(ctx: Context, stored: outputs_service.StoredFile) -> StreamingResponse:
-    async def body() -> AsyncIterator[bytes]:
-        async for chunk in ctx.blobs.read(stored.sha256):
-            yield chunk
-
-    headers = {
-        "Content-Disposition": f'attachment; filename="{stored.filename}"',
-        "X-Content-SHA256": stored.sha256,
-    }
-    if stored.size_bytes is not None:
-        headers["Content-Length"] = str(stored.size_bytes)
-    return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
-
-
 _OUTPUT = "/runs/{run_id}/samples/{sample_id}/regression-tests/{regression_id}/outputs/{output_id}"
 
 
@@ -153,7 +139,7 @@ async def expected_output(
     stored = await outputs_service.output_file(
         ctx, run_id, sample_id, regression_id, output_id, "expected"
     )
-    return await _stream_blob(ctx, stored)
+    return file_response(ctx, stored)
 
 
 @router.get(
@@ -168,7 +154,7 @@ async def actual_output(
     stored = await outputs_service.output_file(
         ctx, run_id, sample_id, regression_id, output_id, "actual"
     )
-    return await _stream_blob(ctx, stored)
+    return file_response(ctx, stored)
 
 
 @router.get(
@@ -201,7 +187,7 @@ async def expected_output_query(
     stored = await outputs_service.output_file(
         ctx, run_id, sample_id, regression_id, output_id, "expected"
     )
-    return await _stream_blob(ctx, stored)
+    return file_response(ctx, stored)
 
 
 @router.get(
@@ -221,7 +207,7 @@ async def actual_output_query(
     stored = await outputs_service.output_file(
         ctx, run_id, sample_id, regression_id, output_id, "actual"
     )
-    return await _stream_blob(ctx, stored)
+    return file_response(ctx, stored)
 
 
 @router.post(
@@ -386,8 +372,8 @@ async def download_artifact(
             continue
         if artifact.sha256 is None:
             return PlainTextResponse(await outputs_service.raw_log(ctx, run_id))
-        return await _stream_blob(
-            ctx, outputs_service.StoredFile(artifact.sha256, artifact.filename, artifact.size_bytes)
+        return file_response(
+            ctx, StoredFile(artifact.sha256, artifact.size_bytes or 0, artifact.filename)
         )
     raise NotFound(artifact_id, f"Artifact {artifact_id} not found in run {run_id}.")
 
