@@ -127,34 +127,60 @@ class HistoryEntry(BaseModel):
 _OUTPUT = "/runs/{run_id}/samples/{sample_id}/regression-tests/{regression_id}/outputs/{output_id}"
 
 
-@router.get(
-    _OUTPUT + "/expected",
-    response_class=StreamingResponse,
-    responses={**FILE_RESPONSE, **errors(400, 403, 404)},
-    summary="The baseline the run compared this output with",
-)
-async def expected_output(
-    ctx: Ctx, _: ResultsRead, run_id: Id, sample_id: Id, regression_id: Id, output_id: Id
-) -> StreamingResponse:
-    stored = await outputs_service.output_file(
-        ctx, run_id, sample_id, regression_id, output_id, "expected"
-    )
-    return file_response(ctx, stored)
+QueryId = Annotated[int, Query(ge=1, le=2147483647)]
+_SUMMARIES = {
+    "expected": "The baseline the run compared this output with",
+    "actual": "The output file the run produced",
+}
 
 
-@router.get(
-    _OUTPUT + "/actual",
-    response_class=StreamingResponse,
-    responses={**FILE_RESPONSE, **errors(400, 403, 404)},
-    summary="The output file the run produced",
-)
-async def actual_output(
-    ctx: Ctx, _: ResultsRead, run_id: Id, sample_id: Id, regression_id: Id, output_id: Id
-) -> StreamingResponse:
-    stored = await outputs_service.output_file(
-        ctx, run_id, sample_id, regression_id, output_id, "actual"
-    )
-    return file_response(ctx, stored)
+def _add_file_routes(which: Literal["expected", "actual"]) -> None:
+    """The Sample Platform's two spellings: ids in the path (H) or in the query (Bump.sh)."""
+
+    async def by_path(
+        ctx: Ctx, _: ResultsRead, run_id: Id, sample_id: Id, regression_id: Id, output_id: Id
+    ) -> StreamingResponse:
+        return file_response(
+            ctx,
+            await outputs_service.output_file(
+                ctx, run_id, sample_id, regression_id, output_id, which
+            ),
+        )
+
+    async def by_query(
+        ctx: Ctx,
+        _: ResultsRead,
+        run_id: Id,
+        sample_id: Id,
+        regression_id: QueryId,
+        output_id: QueryId,
+    ) -> StreamingResponse:
+        return file_response(
+            ctx,
+            await outputs_service.output_file(
+                ctx, run_id, sample_id, regression_id, output_id, which
+            ),
+        )
+
+    responses = {**FILE_RESPONSE, **errors(400, 403, 404)}
+    router.get(
+        _OUTPUT + f"/{which}",
+        response_class=StreamingResponse,
+        responses=responses,
+        summary=_SUMMARIES[which],
+        name=f"{which}_output",
+    )(by_path)
+    router.get(
+        f"/runs/{{run_id}}/samples/{{sample_id}}/{which}",
+        response_class=StreamingResponse,
+        responses=responses,
+        summary=f"{_SUMMARIES[which]} (ids in the query)",
+        name=f"{which}_output_query",
+    )(by_query)
+
+
+_add_file_routes("expected")
+_add_file_routes("actual")
 
 
 @router.get(
@@ -168,46 +194,6 @@ async def output_diff(
 ) -> DiffOut:
     found = await outputs_service.diff(ctx, run_id, sample_id, regression_id, output_id)
     return DiffOut(**{f: getattr(found, f) for f in DiffOut.model_fields})
-
-
-@router.get(
-    "/runs/{run_id}/samples/{sample_id}/expected",
-    response_class=StreamingResponse,
-    responses={**FILE_RESPONSE, **errors(400, 403, 404)},
-    summary="Expected output (Bump.sh form: ids in the query)",
-)
-async def expected_output_query(
-    ctx: Ctx,
-    _: ResultsRead,
-    run_id: Id,
-    sample_id: Id,
-    regression_id: Annotated[int, Query(ge=1, le=2147483647)],
-    output_id: Annotated[int, Query(ge=1, le=2147483647)],
-) -> StreamingResponse:
-    stored = await outputs_service.output_file(
-        ctx, run_id, sample_id, regression_id, output_id, "expected"
-    )
-    return file_response(ctx, stored)
-
-
-@router.get(
-    "/runs/{run_id}/samples/{sample_id}/actual",
-    response_class=StreamingResponse,
-    responses={**FILE_RESPONSE, **errors(400, 403, 404)},
-    summary="Actual output (Bump.sh form: ids in the query)",
-)
-async def actual_output_query(
-    ctx: Ctx,
-    _: ResultsRead,
-    run_id: Id,
-    sample_id: Id,
-    regression_id: Annotated[int, Query(ge=1, le=2147483647)],
-    output_id: Annotated[int, Query(ge=1, le=2147483647)],
-) -> StreamingResponse:
-    stored = await outputs_service.output_file(
-        ctx, run_id, sample_id, regression_id, output_id, "actual"
-    )
-    return file_response(ctx, stored)
 
 
 @router.post(
