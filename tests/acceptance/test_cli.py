@@ -91,7 +91,8 @@ def test_serve_demo_prints_a_working_token_and_operator_commands_share_the_data_
     assert token.startswith("spci_")
     assert "curl -s -X POST" in printed and f"{base}/api/v1/runs" in printed
     h = {"Authorization": f"Bearer {token}"}
-    assert httpx.get(f"{base}/api/v1/projects", headers=h).json()["pagination"]["total"] == 1
+    projects = httpx.get(f"{base}/api/v1/projects", headers=h).json()["data"]
+    assert {p["repository"] for p in projects} == {"demo/calculator", "demo/shout"}
 
     # Operator commands against the same data dir while the server runs.
     made = _cli(

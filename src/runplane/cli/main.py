@@ -109,6 +109,11 @@ def _print_demo(info: demo.Demo, host: str, port: int) -> None:
         f"  (commit {info.passing_sha} passes; logs: {base}/runs/1/logs,"
         f" results: {base}/runs/1/samples)",
         "",
+        "  # regression tests on sample files (one baseline is stale: see its diff, approve it):",
+        f"  curl -s -X POST {base}/runs {auth} -H 'Content-Type: application/json' "
+        f'-d \'{{"repository": "{demo.REGRESSION_REPOSITORY}", "commit_sha": '
+        f'"{info.regression_sha}", "platform": "linux"}}\'',
+        "",
     ]
     print("\n".join(lines), flush=True)
 

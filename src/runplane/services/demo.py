@@ -5,18 +5,20 @@ from __future__ import annotations
 import secrets
 import subprocess
 import textwrap
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from runplane.domain.errors import Conflict
 from runplane.domain.permissions import ALL_SCOPES, Role
-from runplane.services import accounts, projects
+from runplane.services import accounts, projects, samples, suite
 from runplane.services.context import Context
 from runplane.store import accounts as account_store
 from runplane.store import projects as project_store
 from runplane.store.database import unit_of_work
 
 DEMO_REPOSITORY = "demo/calculator"
+REGRESSION_REPOSITORY = "demo/shout"
 DEMO_ADMIN = "admin@runplane.local"
 
 RUNNER = textwrap.dedent(
@@ -97,11 +99,31 @@ CALCULATOR = textwrap.dedent(
 )
 
 
+SHOUT = textwrap.dedent(
+    """\
+    #!/usr/bin/env python3
+    \"\"\"Upper-cases a text file: shout.py INPUT OUTPUT_DIR writes OUTPUT_DIR/out.txt.\"\"\"
+    import pathlib, sys
+
+    text = pathlib.Path(sys.argv[1]).read_text()
+    pathlib.Path(sys.argv[2], "out.txt").write_text(text.upper())
+    """
+)
+
+#: sample name -> (input, approved baseline); the last baseline is stale on purpose.
+REGRESSION_SAMPLES = {
+    "greeting.txt": (b"hello, world\n", b"HELLO, WORLD\n"),
+    "numbers.txt": (b"1 2 3 go\n", b"1 2 3 GO\n"),
+    "quote.txt": (b"stay hungry, stay foolish\n", b"STAY HUNGRY!\n"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Demo:
     repo_path: Path
     passing_sha: str
     failing_sha: str
+    regression_sha: str
     admin_email: str
     admin_password: str | None
     token: str
@@ -144,9 +166,63 @@ def make_demo_repository(path: Path) -> tuple[str, str]:
     return passing, _git(path, "rev-parse", "HEAD")
 
 
+def make_regression_repository(path: Path) -> str:
+    """A repository whose 'build' yields the program shout.py; returns its commit."""
+    if not (path / ".git").exists():
+        path.mkdir(parents=True, exist_ok=True)
+        _git(path, "init", "--quiet", "--initial-branch=master")
+        (path / "shout.py").write_text(SHOUT)
+        _git(path, "add", ".")
+        _git(path, "commit", "--quiet", "-m", "shout: upper-case a text file")
+    return _git(path, "rev-parse", "HEAD")
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def ensure_regression_demo(ctx: Context) -> str:
+    """The demo/shout project with three samples and tests (one baseline is stale)."""
+    repo = (ctx.settings.data_dir / "demo-regression-repo").resolve()
+    sha = make_regression_repository(repo)
+    async with unit_of_work(ctx.reads) as session:
+        existing = await project_store.get_by_repository(session, REGRESSION_REPOSITORY)
+    if existing is not None:
+        return sha
+    project = await projects.create(
+        ctx,
+        None,
+        projects.ProjectSpec(
+            repository=REGRESSION_REPOSITORY,
+            repo_url=str(repo),
+            program="shout.py",
+            build_command="chmod +x shout.py",
+            timeout_seconds=300,
+            test_timeout_seconds=30,
+        ),
+    )
+    for name, (data, baseline) in REGRESSION_SAMPLES.items():
+        view, _ = await samples.upload(ctx, None, _one_chunk(data), filename=name, tags=["demo"])
+        expected = await ctx.blobs.put_stream(_one_chunk(baseline), max_bytes=len(baseline))
+        await suite.create_test(
+            ctx,
+            None,
+            suite.TestSpec(
+                project_id=project.id,
+                sample_id=view.sample.id,
+                command="{program} {input} {output_dir}",
+                active=True,
+                description=f"shout {name}",
+                outputs=[suite.OutputSpec("out.txt", expected.sha256)],
+            ),
+        )
+    return sha
+
+
 async def ensure_demo(ctx: Context) -> Demo:
     repo = (ctx.settings.data_dir / "demo-repo").resolve()
     passing, failing = make_demo_repository(repo)
+    regression_sha = await ensure_regression_demo(ctx)
     async with unit_of_work(ctx.sessions) as session:
         has_project = await project_store.get_by_repository(session, DEMO_REPOSITORY)
         has_admin = await account_store.get_user_by_email(session, DEMO_ADMIN)
@@ -171,4 +247,4 @@ async def ensure_demo(ctx: Context) -> Demo:
     issued = await accounts.issue_for_email(
         ctx, DEMO_ADMIN, f"demo-{secrets.token_hex(4)}", list(ALL_SCOPES), 30
     )
-    return Demo(repo, passing, failing, DEMO_ADMIN, password, issued.token)
+    return Demo(repo, passing, failing, regression_sha, DEMO_ADMIN, password, issued.token)
