@@ -306,3 +306,42 @@ async def test_extra_files_sit_beside_the_input(api: Api, tool: tuple[int, str])
     run = await api.submit(h, head, repository="acme/tool")
     done = await api.wait_for(h, run["run_id"], TERMINAL)
     assert done["status"] == "pass", done
+
+
+async def test_tests_a_run_never_reached_count_as_skipped(api: Api, tmp_path: Path) -> None:
+    repo, head = _git_repo(tmp_path)
+    project_id = await api.project(
+        repo,
+        repository="acme/broken",
+        test_command=None,
+        program="tool.py",
+        build_command="exit 1",
+    )
+    await _suite(api, project_id, {"a": (b"a1", b"A1"), "b": (b"b1", b"B1")})
+    h = await api.headers()
+    run = await api.submit(h, head, repository="acme/broken")
+    done = await api.wait_for(h, run["run_id"], TERMINAL)
+    assert (done["status"], done["status_reason"]) == ("error", "build_failed")
+    summary = (await api.client.get(f"/api/v1/runs/{run['run_id']}/summary", headers=h)).json()
+    assert (summary["total_samples"], summary["skipped_count"], summary["pass_count"]) == (2, 2, 0)
+
+
+async def test_a_variant_match_serves_the_variant_as_expected(
+    api: Api, tool: tuple[int, str]
+) -> None:
+    project_id, head = tool
+    await _suite(api, project_id, {"v": (b"vv", b"other")}, variants={"v": b"VV"})
+    h = await api.headers()
+    run = await api.submit(h, head, repository="acme/tool")
+    await api.wait_for(h, run["run_id"], TERMINAL)
+    row = (await api.client.get(f"/api/v1/runs/{run['run_id']}/samples", headers=h)).json()
+    sample = row["data"][0]
+    output = sample["outputs"][0]
+    assert output["status"] == "match" and output["expected_hash"] == sha(b"VV")
+    base = (
+        f"/api/v1/runs/{run['run_id']}/samples/{sample['sample_id']}/regression-tests/"
+        f"{sample['regression_test_id']}/outputs/{output['output_id']}"
+    )
+    diff = (await api.client.get(base + "/diff", headers=h)).json()
+    assert diff["identical"] is True
+    assert (await api.client.get(base + "/expected", headers=h)).content == b"VV"

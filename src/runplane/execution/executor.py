@@ -302,6 +302,7 @@ class _Execution:
             default_timeout_seconds=project.test_timeout_seconds,
             grace_seconds=grace,
             blobs=self.ctx.blobs,
+            max_output_bytes=self.ctx.settings.max_sample_bytes,
         )
         gate = asyncio.Semaphore(concurrency)
 
@@ -382,19 +383,24 @@ class _Execution:
         """Store the files matching the project's ``artifact_paths`` (bounded in count/size)."""
         if not project.artifact_paths:
             return
-        root = workspace.source.resolve()
-        found: dict[str, Path] = {}
-        for pattern in project.artifact_paths:
-            for path in sorted(root.glob(pattern)):
-                real = path.resolve()
-                if real.is_file() and real.is_relative_to(root):
-                    found.setdefault(str(path.relative_to(root)), real)
+        found = await asyncio.to_thread(
+            ws.find_artifacts, workspace.source, project.artifact_paths, MAX_ARTIFACTS + 1
+        )
+        if len(found) > MAX_ARTIFACTS:
+            self.log.note(
+                f"[runplane] only the first {MAX_ARTIFACTS} artifacts were kept", "warning"
+            )
         rows = []
-        for name, path in list(found.items())[:MAX_ARTIFACTS]:
-            if path.stat().st_size > self.ctx.settings.max_sample_bytes:
-                self.log.note(f"[runplane] artifact {name} is too large; not kept", "warning")
+        for name, path in found[:MAX_ARTIFACTS]:
+            try:
+                if path.stat().st_size > self.ctx.settings.max_sample_bytes:
+                    self.log.note(f"[runplane] artifact {name} is too large; not kept", "warning")
+                    continue
+                blob = await self.ctx.blobs.put_file(path)
+            except OSError as exc:
+                # A missing or unreadable artifact must not change the run's verdict.
+                self.log.note(f"[runplane] artifact {name} not kept: {exc}", "warning")
                 continue
-            blob = await self.ctx.blobs.put_file(path)
             rows.append(
                 RunArtifact(
                     run_id=self.run_row.id,
@@ -402,10 +408,6 @@ class _Execution:
                     sha256=blob.sha256,
                     size_bytes=blob.size_bytes,
                 )
-            )
-        if len(found) > MAX_ARTIFACTS:
-            self.log.note(
-                f"[runplane] only the first {MAX_ARTIFACTS} artifacts were kept", "warning"
             )
         async with unit_of_work(self.ctx.sessions) as session:
             if await store.owns(session, self.run_row.id, self.worker_id):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ class TestContext:
     default_timeout_seconds: int
     grace_seconds: float
     blobs: BlobStore
+    #: An output larger than this is not stored (the test fails).
+    max_output_bytes: int
 
 
 def render_command(template: str, values: dict[str, str]) -> str:
@@ -54,10 +57,49 @@ def _inside(base: Path, name: str) -> Path | None:
 async def run_test(
     test: SuiteTest, run_id: int, tc: TestContext, log: Callable[[str], None]
 ) -> tuple[RegressionResult, list[OutputResult]] | None:
-    """Run one test; None when the run was stopped before the test could finish."""
+    """Run one test; None when the run was stopped before the test could finish.
+
+    The scratch directory goes as soon as the outputs are stored, so a long suite
+    never holds more than ``concurrency`` copies of its samples on disk.
+    """
     if tc.stop.is_set():
         return None
     scratch = tc.scratch_root / str(test.id)
+    try:
+        return await _run_in(scratch, test, run_id, tc, log)
+    except OSError as exc:
+        # A broken test (unreadable sample, impossible file name) fails alone.
+        log(f"[test {test.id}] could not run: {exc}")
+        return _result(run_id, test, "fail", None, None, None, f"Could not run: {exc}"), []
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+def _result(
+    run_id: int,
+    test: SuiteTest,
+    status: str,
+    exit_code: int | None,
+    runtime_ms: int | None,
+    command: str | None,
+    message: str | None,
+) -> RegressionResult:
+    return RegressionResult(
+        run_id=run_id,
+        regression_test_id=test.id,
+        sample_id=test.sample_id,
+        status=status,
+        exit_code=exit_code,
+        expected_exit_code=test.expected_exit_code,
+        runtime_ms=runtime_ms,
+        command=command[:500] if command else None,
+        message=message[:500] if message else None,
+    )
+
+
+async def _run_in(
+    scratch: Path, test: SuiteTest, run_id: int, tc: TestContext, log: Callable[[str], None]
+) -> tuple[RegressionResult, list[OutputResult]] | None:
     out_dir = scratch / "out"
     out_dir.mkdir(parents=True)
     input_path = scratch / f"input{test.sample_extension and '.' + test.sample_extension}"
@@ -117,15 +159,22 @@ async def run_test(
             continue
         path = _inside(out_dir, spec.filename)
         actual_hash = actual_size = None
+        too_large = False
         if path is not None and path.is_file():
-            blob = await tc.blobs.put_file(path)
-            actual_hash, actual_size = blob.sha256, blob.size_bytes
-        if actual_hash is None:
+            too_large = path.stat().st_size > tc.max_output_bytes
+            if not too_large:
+                blob = await tc.blobs.put_file(path)
+                actual_hash, actual_size = blob.sha256, blob.size_bytes
+        expected_hash = spec.expected_hash
+        if too_large:
+            status, mismatch = "diff_mismatch", True
+        elif actual_hash is None:
             status, missing = "missing_output", True
         elif spec.expected_hash is None and not spec.accepted:
             status, mismatch = "missing_expected", True
         elif actual_hash in spec.accepted:
-            status = "match"
+            # Matched the baseline or a variant: "expected" is what it matched.
+            status, expected_hash = "match", actual_hash
         else:
             status, mismatch = "diff_mismatch", True
         outputs.append(
@@ -135,15 +184,18 @@ async def run_test(
                 output_id=spec.output_id,
                 filename=spec.filename,
                 status=status,
-                expected_hash=spec.expected_hash,
+                expected_hash=expected_hash,
                 actual_hash=actual_hash,
                 actual_size=actual_size,
             )
         )
     timed_out = outcome.stopped is StopReason.TIMED_OUT
     # The contract's order: a missing output is reported before any other failure.
+    message: str | None
     if missing:
         status, message = "missing_output", "An expected output file was not produced."
+        if timed_out:
+            message = f"Time limit of {limit} s exceeded before the outputs were written."
     elif timed_out:
         status, message = "fail", f"Time limit of {limit} s exceeded."
     elif outcome.exit_code != test.expected_exit_code:
@@ -153,15 +205,4 @@ async def run_test(
         status, message = "fail", "Output differs from the approved baseline."
     else:
         status, message = "pass", None
-    result = RegressionResult(
-        run_id=run_id,
-        regression_test_id=test.id,
-        sample_id=test.sample_id,
-        status=status,
-        exit_code=outcome.exit_code,
-        expected_exit_code=test.expected_exit_code,
-        runtime_ms=runtime_ms,
-        command=command[:500],
-        message=message,
-    )
-    return result, outputs
+    return _result(run_id, test, status, outcome.exit_code, runtime_ms, command, message), outputs

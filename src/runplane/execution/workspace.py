@@ -86,3 +86,17 @@ def run_environment(
     env.update(project_env)
     env.update(extra)
     return env
+
+
+def find_artifacts(source: Path, patterns: Sequence[str], limit: int) -> list[tuple[str, Path]]:
+    """Files under ``source`` matching ``patterns`` (never outside it), at most ``limit``."""
+    root = source.resolve()
+    found: dict[str, Path] = {}
+    for pattern in patterns:
+        for path in root.glob(pattern):
+            real = path.resolve()
+            if real.is_file() and real.is_relative_to(root):
+                found.setdefault(str(path.relative_to(root)), real)
+                if len(found) >= limit:
+                    return sorted(found.items())
+    return sorted(found.items())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runplane.domain.errors import (
@@ -89,6 +91,18 @@ class Diff:
     message: str
 
 
+def _unified(left: str, right: str, filename: str) -> str:
+    """Off the event loop: difflib takes seconds on megabyte files."""
+    return "".join(
+        difflib.unified_diff(
+            left.splitlines(keepends=True),
+            right.splitlines(keepends=True),
+            fromfile=f"expected/{filename}",
+            tofile=f"actual/{filename}",
+        )
+    )
+
+
 def _as_text(data: bytes) -> str | None:
     if b"\0" in data:
         return None
@@ -137,14 +151,7 @@ async def diff(ctx: Context, run_id: int, sample_id: int, test_id: int, output_i
     right = _as_text(await ctx.blobs.head(act, MAX_DIFF_INPUT_BYTES))
     if left is None or right is None:
         return answer(False, True, None, False, "Binary files differ.")
-    text = "".join(
-        difflib.unified_diff(
-            left.splitlines(keepends=True),
-            right.splitlines(keepends=True),
-            fromfile=f"expected/{row.filename}",
-            tofile=f"actual/{row.filename}",
-        )
-    )
+    text = await asyncio.to_thread(_unified, left, right, row.filename)
     truncated = len(text.encode()) > MAX_DIFF_BYTES
     if truncated:
         text = text.encode()[:MAX_DIFF_BYTES].decode("utf-8", errors="ignore")
@@ -172,7 +179,7 @@ async def approve_baseline(
                 run_id=run_id,
                 output_id=output_id,
             )
-        output = await regression_runs.get_output(session, output_id)
+        output = await regression_runs.get_output(session, output_id, lock=True)
         if output is None:
             raise OutputNotFound(output_id, f"Output {output_id} no longer exists.")
         accepted = await suite_audit.accepted_hashes(session, output_id)
@@ -184,7 +191,15 @@ async def approve_baseline(
             )
         previous = output.expected_hash
         if as_variant:
-            await suite_audit.add_variant(session, output_id, row.actual_hash)
+            try:
+                async with session.begin_nested():
+                    await suite_audit.add_variant(session, output_id, row.actual_hash)
+            except IntegrityError:
+                raise Unprocessable(
+                    "The actual output already matches an accepted baseline.",
+                    output_id=output_id,
+                    sha256=row.actual_hash,
+                ) from None
         else:
             output.expected_hash = row.actual_hash
         approval = BaselineApproval(
@@ -236,6 +251,8 @@ def failure_signature(result: RegressionResult, outputs: Sequence[OutputResult])
         return "missing_output"
     if result.status != "fail":
         return None
+    if result.exit_code is None:
+        return "timeout" if "Time limit" in (result.message or "") else "not_run"
     if result.exit_code != result.expected_exit_code:
         return f"exit_code_mismatch:rc:{result.exit_code}"
     for out in outputs:

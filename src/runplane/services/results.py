@@ -11,6 +11,7 @@ from runplane.domain.errors import NotFound, RunNotFound
 from runplane.domain.status import ACTIVE, RunStatus
 from runplane.services.context import Context
 from runplane.store import logs as log_store
+from runplane.store import projects as project_store
 from runplane.store import regression_runs
 from runplane.store import results as result_store
 from runplane.store import runs as store
@@ -139,11 +140,24 @@ async def _all_views(session: AsyncSession, run_id: int) -> list[SampleView]:
     return [_junit_view(r) for r in await result_store.all_results(session, run_id)]
 
 
+async def _tests_without_rows(session: AsyncSession, run: Run, views: Sequence[SampleView]) -> int:
+    """Selected regression tests of ``run`` that have no result row (e.g. the build failed)."""
+    if views or run.project_id is None:
+        return 0
+    project = await project_store.get_project(session, run.project_id)
+    if project is None or not project.program:
+        return 0
+    if run.regression_test_ids is not None:
+        return len(run.regression_test_ids)
+    return len(await regression_runs.active_test_ids(session, project.id))
+
+
 async def summary(ctx: Context, run_id: int) -> Summary:
     """Counts with the contract's buckets: a test is in exactly one, missing output first."""
     async with unit_of_work(ctx.reads) as session:
         run = await _run(session, run_id)
         views = await _all_views(session, run_id)
+        unrun = await _tests_without_rows(session, run, views)
     counts = {"pass": 0, "fail": 0, "missing_output": 0}
     for view in views:
         if view.status in counts:
@@ -151,11 +165,12 @@ async def summary(ctx: Context, run_id: int) -> Summary:
     total_ms = sum(v.runtime_ms or 0 for v in views)
     return Summary(
         run=run,
-        total=len(views),
+        total=len(views) + unrun,
         passed=counts["pass"],
         failed=counts["fail"],
         missing_output=counts["missing_output"],
-        skipped=len(views) - sum(counts.values()),
+        # Tests with no result row (the run never got to them) count as skipped.
+        skipped=len(views) + unrun - sum(counts.values()),
         errors=len(derive_errors(run, views)),
         duration_ms=total_ms or None,
     )
@@ -324,7 +339,7 @@ async def samples(
         await _run(session, run_id)
         if await regression_runs.has_results(session, run_id):
             rows, total = await regression_runs.list_results(
-                session, run_id, statuses=statuses, limit=limit, offset=offset
+                session, run_id, statuses=statuses, name=name, limit=limit, offset=offset
             )
             return await _regression_views(session, run_id, rows), total
         junit_statuses = (

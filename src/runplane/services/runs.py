@@ -296,7 +296,7 @@ async def _failed_regression_tests(session: AsyncSession, source: Run) -> list[i
     if not results:
         return None
     _require_finished(source)
-    failed = [r.regression_test_id for r in results if r.status in ("fail", "missing_output")]
+    failed = [r.regression_test_id for r in results if r.status not in ("pass", "skipped")]
     if not failed:
         raise Unprocessable(f"Run {source.id} has no failed tests to retry.", run_id=source.id)
     active = await regression_runs.active_test_ids(session, source.project_id or 0)

@@ -62,6 +62,9 @@ def check_filename(name: str, field_name: str = "filename") -> None:
     """A plain file name: ``.`` and ``..`` name directories (the schema excludes the rest)."""
     if name in (".", ".."):
         raise Unprocessable(f"{name!r} is not a file name.", field=field_name, value=name)
+    if len(name.encode()) > 255:
+        # The schema counts characters; the file system counts bytes.
+        raise Unprocessable("File names are limited to 255 bytes (UTF-8).", field=field_name)
 
 
 def extension_of(name: str) -> str:

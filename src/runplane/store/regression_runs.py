@@ -164,12 +164,19 @@ async def list_results(
     run_id: int,
     *,
     statuses: Collection[str] | None,
+    name: str | None = None,
     limit: int,
     offset: int,
 ) -> tuple[Sequence[RegressionResult], int]:
     query = select(RegressionResult).where(RegressionResult.run_id == run_id)
     if statuses is not None:
         query = query.where(RegressionResult.status.in_(list(statuses)))
+    if name:
+        query = query.where(
+            RegressionResult.sample_id.in_(
+                select(Sample.id).where(Sample.name.contains(name, autoescape=True))
+            )
+        )
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = await session.scalars(
         query.order_by(RegressionResult.regression_test_id).limit(limit).offset(offset)
@@ -258,8 +265,11 @@ async def sample_history(
     return [(r, run) for r, run in rows.all()], total
 
 
-async def get_output(session: AsyncSession, output_id: int) -> RegressionOutput | None:
-    return await session.get(RegressionOutput, output_id)
+async def get_output(
+    session: AsyncSession, output_id: int, *, lock: bool = False
+) -> RegressionOutput | None:
+    """An output row; ``lock`` holds it (FOR UPDATE on PostgreSQL) until the commit."""
+    return await session.get(RegressionOutput, output_id, with_for_update=lock or None)
 
 
 async def get_output_result(

@@ -112,11 +112,15 @@ async def add_progress(
 async def owns(session: AsyncSession, run_id: int, worker_id: str) -> bool:
     """Whether ``worker_id`` still holds the run (a reaped or restarted run is not ours)."""
     found = await session.scalar(
-        select(Run.id).where(
+        select(Run.id)
+        .where(
             Run.id == run_id,
             Run.worker_id == worker_id,
             Run.status.in_([RunStatus.RUNNING.value, RunStatus.CANCELING.value]),
         )
+        # FOR SHARE on PostgreSQL: the reaper's UPDATE waits until our writes commit,
+        # so it cannot take the run between this check and them (SQLite: BEGIN IMMEDIATE).
+        .with_for_update(read=True)
     )
     return found is not None
 

@@ -316,7 +316,16 @@ async def list_artifacts(
     _: ResultsRead,
     run_id: Id,
     page: Page,
-    type: Literal["build_log", "actual_output", "binary"] | None = None,
+    type: Literal[
+        "build_log",
+        "actual_output",
+        "binary",
+        "sample_output",
+        "expected_output",
+        "diff",
+        "media_info",
+    ]
+    | None = None,
 ) -> dict[str, Any]:
     found = await outputs_service.artifacts(ctx, run_id)
     if type:
