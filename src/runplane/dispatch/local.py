@@ -44,10 +44,6 @@ class LocalDispatcher:
         if event is not None:
             event.set()
 
-    @property
-    def busy(self) -> int:
-        return len(self._cancels)
-
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._work(slot), name=f"runplane-worker-{slot}")

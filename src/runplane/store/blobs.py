@@ -137,11 +137,3 @@ class LocalBlobStore:
 
     async def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()

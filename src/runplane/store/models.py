@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -202,10 +201,6 @@ class RunLogLine(Base):
     source: Mapped[str] = mapped_column(String(20))
     level: Mapped[str] = mapped_column(String(10))
     message: Mapped[str] = mapped_column(Text)
-
-
-def as_dict(row: Base) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in row.__mapper__.column_attrs}
 
 
 # ---- regression testing on sample files ---------------------------------------------

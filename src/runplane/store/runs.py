@@ -18,7 +18,6 @@ from runplane.store.models import (
     RunEvent,
     RunLogLine,
     RunResult,
-    utcnow,
 )
 
 #: Columns ``transition`` may set beside the status (timestamps, lease, outcome).
@@ -295,10 +294,6 @@ async def record_log_usage(session: AsyncSession, run_id: int, total: int, trunc
     await session.execute(
         update(Run).where(Run.id == run_id).values(log_bytes=total, log_truncated=truncated)
     )
-
-
-def now() -> datetime:
-    return utcnow()
 
 
 async def list_queue(
