@@ -217,6 +217,40 @@ async def test_regression_run_statuses_summary_diff_and_approval(
     ).json()
     assert [e["status"] for e in history["data"]] == ["pass", "fail"]
     assert history["data"][1]["failure_signature"].startswith("diff_mismatch:output:")
+    failing = (
+        await api.client.get(
+            f"/api/v1/samples/{mismatch['sample_id']}/history",
+            params={"status": "fail", "branch": "master"},
+            headers=h,
+        )
+    ).json()
+    assert [e["run_id"] for e in failing["data"]] == [run["run_id"]]
+    later = (
+        await api.client.get(
+            f"/api/v1/samples/{mismatch['sample_id']}/history",
+            params={"created_after": "2999-01-01T00:00:00Z"},
+            headers=h,
+        )
+    ).json()
+    assert later["pagination"]["total"] == 0
+    tagged = (
+        await api.client.get(
+            f"/api/v1/runs/{run['run_id']}/samples", params={"tag": "T", "name": "mis"}, headers=h
+        )
+    ).json()
+    assert [r["sample_name"] for r in tagged["data"]] == ["mismatch.txt", "missing.txt"]
+    untagged = (
+        await api.client.get(
+            f"/api/v1/runs/{run['run_id']}/samples", params={"tag": "nope"}, headers=h
+        )
+    ).json()
+    assert untagged["pagination"]["total"] == 0
+    no_category = (
+        await api.client.get(
+            f"/api/v1/runs/{run['run_id']}/samples", params={"category": "video"}, headers=h
+        )
+    ).json()
+    assert no_category["pagination"]["total"] == 0
 
     artifacts = (await api.client.get(f"/api/v1/runs/{run['run_id']}/artifacts", headers=h)).json()
     types = sorted(a["type"] for a in artifacts["data"])

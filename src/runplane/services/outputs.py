@@ -226,14 +226,14 @@ class HistoryItem:
 
 
 async def history(
-    ctx: Context, sample_id: int, *, regression_test_id: int | None, limit: int, offset: int
+    ctx: Context, sample_id: int, flt: regression_runs.HistoryFilter, *, limit: int, offset: int
 ) -> tuple[list[HistoryItem], int]:
     """The sample's result in every run, newest first, with a failure signature."""
     async with unit_of_work(ctx.reads) as session:
         if not await regression_runs.samples_by_id(session, [sample_id]):
             raise SampleNotFound(sample_id)
         rows, total = await regression_runs.sample_history(
-            session, sample_id, regression_test_id=regression_test_id, limit=limit, offset=offset
+            session, sample_id, flt, limit=limit, offset=offset
         )
         items = []
         for result, run in rows:

@@ -332,6 +332,8 @@ async def samples(
     *,
     statuses: Collection[str] | None,
     name: str | None,
+    tag: str | None = None,
+    category: str | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[SampleView], int]:
@@ -339,7 +341,14 @@ async def samples(
         await _run(session, run_id)
         if await regression_runs.has_results(session, run_id):
             rows, total = await regression_runs.list_results(
-                session, run_id, statuses=statuses, name=name, limit=limit, offset=offset
+                session,
+                run_id,
+                statuses=statuses,
+                name=name,
+                tag=tag,
+                category=category,
+                limit=limit,
+                offset=offset,
             )
             return await _regression_views(session, run_id, rows), total
         junit_statuses = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from runplane.store.models import (
     Sample,
     SampleExtraFile,
 )
+from runplane.store.suite import has_tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,8 @@ async def list_results(
     *,
     statuses: Collection[str] | None,
     name: str | None = None,
+    tag: str | None = None,
+    category: str | None = None,
     limit: int,
     offset: int,
 ) -> tuple[Sequence[RegressionResult], int]:
@@ -175,6 +179,16 @@ async def list_results(
         query = query.where(
             RegressionResult.sample_id.in_(
                 select(Sample.id).where(Sample.name.contains(name, autoescape=True))
+            )
+        )
+    if tag:
+        query = query.where(RegressionResult.sample_id.in_(select(Sample.id).where(has_tag(tag))))
+    if category:
+        query = query.where(
+            RegressionResult.regression_test_id.in_(
+                select(RegressionTestCategory.regression_test_id)
+                .join(Category, Category.id == RegressionTestCategory.category_id)
+                .where(func.lower(Category.name) == category.lower())
             )
         )
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -240,11 +254,21 @@ async def samples_by_id(session: AsyncSession, ids: Collection[int]) -> dict[int
     return {s.id: s for s in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    regression_test_id: int | None = None
+    status: str | None = None
+    branch: str | None = None
+    platform: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
 async def sample_history(
     session: AsyncSession,
     sample_id: int,
+    flt: HistoryFilter,
     *,
-    regression_test_id: int | None,
     limit: int,
     offset: int,
 ) -> tuple[Sequence[tuple[RegressionResult, Run]], int]:
@@ -254,8 +278,18 @@ async def sample_history(
         .join(Run, Run.id == RegressionResult.run_id)
         .where(RegressionResult.sample_id == sample_id)
     )
-    if regression_test_id is not None:
-        query = query.where(RegressionResult.regression_test_id == regression_test_id)
+    if flt.regression_test_id is not None:
+        query = query.where(RegressionResult.regression_test_id == flt.regression_test_id)
+    if flt.status is not None:
+        query = query.where(RegressionResult.status == flt.status)
+    if flt.branch is not None:
+        query = query.where(Run.branch == flt.branch)
+    if flt.platform is not None:
+        query = query.where(Run.platform == flt.platform)
+    if flt.created_after is not None:
+        query = query.where(Run.created_at >= flt.created_after)
+    if flt.created_before is not None:
+        query = query.where(Run.created_at <= flt.created_before)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = await session.execute(
         query.order_by(Run.id.desc(), RegressionResult.regression_test_id)

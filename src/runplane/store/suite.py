@@ -59,6 +59,13 @@ async def add_sample(session: AsyncSession, sample: Sample) -> Sample:
     return sample
 
 
+def has_tag(tag: str) -> ColumnElement[bool]:
+    """Samples carrying ``tag`` (case-insensitive), on SQLite and PostgreSQL alike."""
+    # Tags hold no quote or backslash, so ``"tag"`` appears verbatim in the JSON text.
+    needle = '%"' + tag.lower().replace("%", "\\%").replace("_", "\\_") + '"%'
+    return func.lower(cast(Sample.tags, String)).like(needle, escape="\\")
+
+
 async def list_samples(
     session: AsyncSession, flt: SampleFilter, *, limit: int, offset: int
 ) -> tuple[Sequence[Sample], int]:
@@ -71,9 +78,7 @@ async def list_samples(
     if flt.name:
         conditions.append(Sample.name.ilike(_like_pattern(flt.name), escape="\\"))
     if flt.tag:
-        # Tags hold no quote or backslash, so ``"tag"`` appears verbatim in the JSON text.
-        needle = '%"' + flt.tag.lower().replace("%", "\\%").replace("_", "\\_") + '"%'
-        conditions.append(func.lower(cast(Sample.tags, String)).like(needle, escape="\\"))
+        conditions.append(has_tag(flt.tag))
     if flt.sha256:
         conditions.append(Sample.sha256 == flt.sha256.lower())
     if flt.extension is not None:

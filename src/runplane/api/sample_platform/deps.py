@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
@@ -177,3 +178,22 @@ def page_envelope(items: list[Any], page: OffsetPage, total: int, **meta: Any) -
         },
         "meta": meta,
     }
+
+
+def utc_range(
+    after: datetime | None, before: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """``created_after``/``created_before`` as UTC (naive means UTC); 400 if reversed."""
+
+    def utc(value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    after, before = utc(after), utc(before)
+    if after and before and after > before:
+        raise InvalidInput(
+            "created_after cannot be later than created_before.",
+            {"created_after": "Must not be later than created_before."},
+        )
+    return after, before

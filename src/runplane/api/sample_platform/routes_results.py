@@ -19,6 +19,7 @@ from runplane.api.sample_platform.deps import (
     body_openapi,
     json_body,
     page_envelope,
+    utc_range,
 )
 from runplane.api.sample_platform.openapi import errors
 from runplane.api.sample_platform.routes_samples import file_response
@@ -26,6 +27,7 @@ from runplane.domain.errors import NotFound
 from runplane.services import outputs as outputs_service
 from runplane.services import results as results_service
 from runplane.services.samples import StoredFile
+from runplane.store.regression_runs import HistoryFilter
 
 router = APIRouter(tags=["results"])
 
@@ -384,12 +386,18 @@ async def sample_history(
     _: RunsRead,
     sample_id: Id,
     page: Page,
-    regression_test_id: Annotated[int | None, Query(ge=1, le=2147483647)] = None,
+    regression_test_id: QueryId | None = None,
+    status: Literal["pass", "fail", "missing_output", "not_started"] | None = None,
+    branch: Annotated[str | None, Query(max_length=100)] = None,
+    platform: s.Platform | None = None,
+    created_after: s.QueryDateTime | None = None,
+    created_before: s.QueryDateTime | None = None,
 ) -> dict[str, Any]:
+    after, before = utc_range(created_after, created_before)
     items, total = await outputs_service.history(
         ctx,
         sample_id,
-        regression_test_id=regression_test_id,
+        HistoryFilter(regression_test_id, status, branch, platform, after, before),
         limit=page.limit,
         offset=page.offset,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -18,6 +17,7 @@ from runplane.api.sample_platform.deps import (
     body_openapi,
     json_body,
     page_envelope,
+    utc_range,
 )
 from runplane.api.sample_platform.openapi import errors
 from runplane.domain.dialects import SAMPLE_PLATFORM_FILTER, SAMPLE_PLATFORM_STATUS
@@ -39,12 +39,6 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + root
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @router.get("", response_model=s.PageOf[s.RunOut], responses=errors(400, 403), summary="List runs")
 async def list_runs(
     request: Request,
@@ -60,12 +54,7 @@ async def list_runs(
     created_before: s.QueryDateTime | None = None,
     sort: SortKey = "-created_at",
 ) -> dict[str, Any]:
-    after, before = _utc(created_after), _utc(created_before)
-    if after and before and after > before:
-        raise InvalidInput(
-            "created_after cannot be later than created_before.",
-            {"created_after": "Must not be later than created_before."},
-        )
+    after, before = utc_range(created_after, created_before)
     flt = RunFilter(
         statuses=SAMPLE_PLATFORM_FILTER[status] if status else None,
         branch=branch,
@@ -255,10 +244,19 @@ async def list_samples(
     page: Page,
     status: Literal["pass", "fail", "skipped", "missing_output", "not_started"] | None = None,
     name: Annotated[str | None, Query(max_length=100)] = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    category: Annotated[str | None, Query(max_length=50)] = None,
 ) -> dict[str, Any]:
     statuses = [status] if status else None
     rows, total = await results_service.samples(
-        ctx, run_id, statuses=statuses, name=name, limit=page.limit, offset=page.offset
+        ctx,
+        run_id,
+        statuses=statuses,
+        name=name,
+        tag=tag,
+        category=category,
+        limit=page.limit,
+        offset=page.offset,
     )
     return page_envelope([s.run_sample(r) for r in rows], page, total)
 
