@@ -292,7 +292,7 @@ def _rejected_by_contract(case: Any, response: Any) -> bool:
     """A 400 for a rule JSON Schema cannot state: cross-field, after trimming, or stateful."""
     if response.status_code != 400:
         return False
-    if case.method == "GET" and case.path == "/runs":
+    if case.method == "GET" and case.path in ("/runs", "/samples/{sample_id}/history"):
         query = case.query or {}
         after, before = _utc(query.get("created_after")), _utc(query.get("created_before"))
         return after is not None and before is not None and after > before
