@@ -272,11 +272,12 @@ def derive_errors(run: Run, views: Sequence[SampleView]) -> list[ErrorItem]:
     return items
 
 
-async def errors(ctx: Context, run_id: int) -> list[ErrorItem]:
+async def errors(ctx: Context, run_id: int) -> tuple[Run, list[ErrorItem]]:
+    """The run and what went wrong in it."""
     async with unit_of_work(ctx.reads) as session:
         run = await _run(session, run_id)
         views = await _all_views(session, run_id)
-    return derive_errors(run, views)
+    return run, derive_errors(run, views)
 
 
 async def progress(

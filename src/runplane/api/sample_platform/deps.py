@@ -166,6 +166,11 @@ def offset_page(
 Page = Annotated[OffsetPage, Depends(offset_page)]
 
 
+def page_slice(items: list[Any], page: OffsetPage, **meta: Any) -> dict[str, Any]:
+    """The offset page of a list computed in full (small per-run lists)."""
+    return page_envelope(items[page.offset : page.offset + page.limit], page, len(items), **meta)
+
+
 def page_envelope(items: list[Any], page: OffsetPage, total: int, **meta: Any) -> dict[str, Any]:
     next_offset = page.offset + page.limit
     return {

@@ -19,6 +19,7 @@ from runplane.api.sample_platform.deps import (
     body_openapi,
     json_body,
     page_envelope,
+    page_slice,
     utc_range,
 )
 from runplane.api.sample_platform.openapi import errors
@@ -246,9 +247,9 @@ async def approve_baseline(
     summary="What went wrong, one item per failure",
 )
 async def run_errors(ctx: Ctx, _: ResultsRead, run_id: Id, page: Page) -> dict[str, Any]:
-    items = await results_service.errors(ctx, run_id)
+    _run, items = await results_service.errors(ctx, run_id)
     data = [ErrorItemOut(error_id=i, **vars_of(item)) for i, item in enumerate(items, 1)]
-    return page_envelope(data[page.offset : page.offset + page.limit], page, len(data))
+    return page_slice(data, page)
 
 
 def vars_of(item: results_service.ErrorItem) -> dict[str, Any]:
@@ -283,8 +284,7 @@ async def error_summary(
     group_by: Literal["type", "sample_id", "regression_id", "category", "severity"] = "type",
     severity: Literal["info", "warning", "error", "critical"] | None = None,
 ) -> dict[str, Any]:
-    run = (await results_service.summary(ctx, run_id)).run
-    items = await results_service.errors(ctx, run_id)
+    run, items = await results_service.errors(ctx, run_id)
     if severity:
         items = [i for i in items if i.severity == severity]
     buckets: dict[str, list[results_service.ErrorItem]] = defaultdict(list)
@@ -303,7 +303,7 @@ async def error_summary(
         )
         for key, group in sorted(buckets.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     ]
-    return page_envelope(data[page.offset : page.offset + page.limit], page, len(data))
+    return page_slice(data, page)
 
 
 @router.get(
@@ -350,7 +350,7 @@ async def list_artifacts(
         )
         for a in found
     ]
-    return page_envelope(data[page.offset : page.offset + page.limit], page, len(data))
+    return page_slice(data, page)
 
 
 @router.get(
