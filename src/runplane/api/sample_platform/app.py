@@ -8,9 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from runplane import __version__
+from runplane.api.gate import Gate, GateState
 from runplane.api.sample_platform import errors, openapi
 from runplane.api.sample_platform.deps import BodyRejected
-from runplane.api.sample_platform.gate import Gate, GateState
+from runplane.api.sample_platform.policy import SAMPLE_PLATFORM_GATE
 from runplane.api.sample_platform.routes_auth import router as auth_router
 from runplane.api.sample_platform.routes_projects import router as projects_router
 from runplane.api.sample_platform.routes_results import router as results_router
@@ -59,5 +60,5 @@ def create_sample_platform_app(state: GateState, workers: Callable[[], int]) -> 
     ):
         app.include_router(router)
     openapi.install(app, title=app.title, version=__version__, description=DESCRIPTION)
-    app.add_middleware(Gate, state=state)
+    app.add_middleware(Gate, state=state, policy=SAMPLE_PLATFORM_GATE)
     return app

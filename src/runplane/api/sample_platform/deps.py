@@ -11,11 +11,12 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ValidationError
 
+from runplane.api.request_context import Ctx as Ctx
+from runplane.api.request_context import CurrentPrincipal
 from runplane.api.sample_platform.errors import validation_details
 from runplane.domain.errors import InvalidInput, MissingScope
 from runplane.domain.permissions import ACTION_ROLES, Action, Scope
 from runplane.domain.types import Principal
-from runplane.services.context import Context
 from runplane.services.policy import ensure_allowed
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,25 +29,6 @@ class BodyRejected(Exception):
         self.status_code = status
         self.message = message
         self.fields = fields
-
-
-def get_ctx(request: Request) -> Context:
-    ctx: Context | None = request.app.state.gate.ctx
-    if ctx is None:
-        raise RuntimeError("runplane runtime is not started")
-    return ctx
-
-
-def current_principal(request: Request) -> Principal:
-    principal: Principal | None = request.scope.get("state", {}).get("principal")
-    if principal is None:
-        # The gate answers 401 before routing; reaching here is a bug.
-        raise RuntimeError("route reached without a principal")
-    return principal
-
-
-Ctx = Annotated[Context, Depends(get_ctx)]
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require(scope: Scope | None, action: Action | None = None) -> Callable[..., Principal]:

@@ -35,6 +35,7 @@ STATUS_OF: dict[type[de.RunplaneError], tuple[int, str]] = {
     de.Unprocessable: (422, "unprocessable"),
     de.InvalidCredentials: (401, "invalid_credentials"),
     de.PayloadTooLarge: (413, "payload_too_large"),
+    de.UsageLimitExceeded: (429, "rate_limited"),
 }
 
 

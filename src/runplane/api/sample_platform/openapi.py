@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from runplane.api.sample_platform.deps import BODY_MODELS
-from runplane.api.sample_platform.gate import PUBLIC
+from runplane.api.sample_platform.policy import PUBLIC
 from runplane.api.sample_platform.schemas import ErrorBody
 
 _DESCRIPTIONS = {

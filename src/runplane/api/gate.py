@@ -1,57 +1,62 @@
-"""The front of the Sample Platform pipeline, in the contract's order:
+"""The front of every dialect's pipeline, in the Sample Platform contract's order:
 
 1. authenticate (a failure is remembered, not answered yet);
 2. rate limit, keyed by token when step 1 succeeded, else by client IP → 429;
 3. the remembered auth failure → 401;
-then routing, where role, scope, path and body checks happen (``deps``).
-Every response gets the rate-limit and security headers.
+then routing, where role, scope, path and body checks happen.
+Every response gets the rate-limit and security headers. What differs per dialect
+(public paths, bucket names, the error envelope) is a ``GatePolicy``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runplane.api.rate_limits import Decision, RateLimiter
-from runplane.api.sample_platform.errors import error_response, unauthorized
 from runplane.api.security_headers import API_SECURITY_HEADERS, DOCS_CSP
 from runplane.domain.types import Principal
 from runplane.services import accounts
 from runplane.services.context import Context
 
-TOKEN_CREATE_PATH = "/auth/tokens"
-#: (method or None for any, path) that need no token.
-PUBLIC: frozenset[tuple[str | None, str]] = frozenset(
-    {
-        ("POST", TOKEN_CREATE_PATH),
-        ("GET", "/system/health"),
-        ("HEAD", "/system/health"),
-        (None, "/openapi.json"),
-        (None, "/docs"),
-        (None, "/docs/oauth2-redirect"),
-    }
-)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
 class GateState:
-    """Filled in by the app's lifespan; the gate reads it per request."""
+    """Filled in by the app's lifespan; the gates read it per request."""
 
     ctx: Context | None = None
     limiter: RateLimiter | None = None
 
 
-def _is_public(method: str, path: str) -> bool:
-    return (method, path) in PUBLIC or (None, path) in PUBLIC
+@dataclass(frozen=True)
+class GatePolicy:
+    """What one dialect's gate does differently."""
+
+    #: Rate-limit buckets are named ``{name}-read`` / ``{name}-write``.
+    name: str
+    #: (method or None for any, path) that need no token.
+    public: frozenset[tuple[str | None, str]]
+    unauthorized: Callable[[], Response]
+    #: The 429 answer; gets the decision and the headers to send.
+    rate_limited: Callable[[Decision, dict[str, str]], Response]
+    #: (method, path) of token creation, limited per IP with its own budget.
+    token_create: tuple[str, str] | None = None
+
+    def is_public(self, method: str, path: str) -> bool:
+        return (method, path) in self.public or (None, path) in self.public
 
 
 class Gate:
-    def __init__(self, app: ASGIApp, state: GateState) -> None:
+    def __init__(self, app: ASGIApp, state: GateState, policy: GatePolicy) -> None:
         self.app = app
         self.state = state
+        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +70,7 @@ class Gate:
         if scope.get("root_path") and not scope["path"].startswith(scope["root_path"]):
             path = scope["path"]
         headers = Headers(scope=scope)
-        public = _is_public(method, path)
+        public = self.policy.is_public(method, path)
 
         principal: Principal | None = None
         auth_failed = False
@@ -79,22 +84,12 @@ class Gate:
         if decision is not None:
             extra.update(decision.headers())
             if not decision.allowed:
-                n = decision.retry_after
-                response = error_response(
-                    429,
-                    "rate_limited",
-                    f"Rate limit exceeded. Retry after {n} seconds.",
-                    {
-                        "retry_after": n,
-                        "limit": decision.limit,
-                        "window": f"{decision.window_seconds}s",
-                    },
-                    headers={**extra, "Retry-After": str(n)},
-                )
+                extra["Retry-After"] = str(decision.retry_after)
+                response = self.policy.rate_limited(decision, extra)
                 await response(scope, receive, send)
                 return
         if auth_failed or (not public and principal is None):
-            response = unauthorized()
+            response = self.policy.unauthorized()
             response.headers.update(extra)
             await response(scope, receive, send)
             return
@@ -138,18 +133,19 @@ class Gate:
             return None
         client = scope.get("client")
         ip = client[0] if client else "unknown"
-        if method == "POST" and path == TOKEN_CREATE_PATH:
+        if self.policy.token_create == (method, path):
             return await limiter.hit(
-                "sp-token-create",
+                f"{self.policy.name}-token-create",
                 f"ip:{ip}",
                 settings.rate_limit_token_create,
                 settings.rate_limit_token_create_window_seconds,
             )
+        # One budget per token across dialects: the same key, the same buckets.
         key = f"token:{principal.token_id}" if principal else f"ip:{ip}"
         if method in READ_METHODS:
             return await limiter.hit(
-                "sp-read", key, settings.rate_limit_reads, settings.rate_limit_window_seconds
+                "read", key, settings.rate_limit_reads, settings.rate_limit_window_seconds
             )
         return await limiter.hit(
-            "sp-write", key, settings.rate_limit_writes, settings.rate_limit_window_seconds
+            "write", key, settings.rate_limit_writes, settings.rate_limit_window_seconds
         )
