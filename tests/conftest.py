@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from runplane.api.app import create_app
+from runplane.api.demo_site import serve_demo_site
 from runplane.config import Settings
 from runplane.domain.permissions import ALL_SCOPES, Role, Scope, scopes_allowed_for
 from runplane.runtime import Runtime
@@ -139,6 +141,16 @@ class Api:
     ) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.token(role, scopes)}"}
 
+    async def ta_headers(self, role: Role = Role.CONTRIBUTOR) -> dict[str, str]:
+        """An ``sk_`` key (a Tester Army client's kind) with the role's run scopes."""
+        email = f"ta-{role.value}-{uuid.uuid4().hex[:8]}@example.com"
+        await accounts.create_user(self.ctx, email, "password123", role)
+        scopes = [s for s in (Scope.RUNS_READ, Scope.RUNS_WRITE) if s in scopes_allowed_for(role)]
+        issued = await accounts.issue_for_email(
+            self.ctx, email, "ta", scopes, 30, prefix=accounts.TESTER_ARMY_PREFIX
+        )
+        return {"Authorization": f"Bearer {issued.token}"}
+
     async def project(
         self, repo: DemoRepo | Path, repository: str = "demo/calculator", **fields: Any
     ) -> int:
@@ -198,6 +210,24 @@ async def api_no_workers(settings: Settings) -> AsyncIterator[Api]:
     """The app without workers: runs stay queued."""
     async for value in _api(settings, run_workers=False):
         yield value
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system Chromium browser runs drive; skipped without it (a failure in CI)."""
+    path = os.environ.get("RUNPLANE_CHROMIUM_PATH") or shutil.which("chromium")
+    if not path:
+        if IN_CI:
+            pytest.fail("Chromium is required in CI (apt-get install chromium)")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[str]:
+    """Base URL of a small real web application for browser runs."""
+    with serve_demo_site() as base:
+        yield base
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:

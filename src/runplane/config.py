@@ -50,6 +50,32 @@ class Settings(BaseSettings):
     rate_limit_token_create: int = Field(default=5, ge=1)
     rate_limit_token_create_window_seconds: int = Field(default=900, ge=1)
 
+    #: Serve the demo shop (a target for browser runs) at ``/demo-site/`` (``serve --demo``).
+    demo_site: bool = False
+    #: How clients reach this server; links in webhook payloads start with it.
+    public_url: str = "http://127.0.0.1:8000"
+    #: Browser runs (Tester Army dialect): time limit of one run.
+    browser_timeout_seconds: int = Field(default=600, ge=1)
+    #: Per action/expectation timeout inside the browser agent.
+    browser_step_timeout_ms: int = Field(default=10_000, ge=100)
+    #: External agent command (stdin: run input JSON, stdout: output JSON); empty: built-in.
+    agent_command: str = ""
+    #: Chromium the built-in agent drives; empty: ``chromium`` on PATH.
+    chromium_path: str = ""
+    #: Runs a user may create per UTC day through the Tester Army dialect (0: no limit).
+    usage_runs_per_day: int = Field(default=1000, ge=0)
+    #: Longest ``?wait=`` a synchronous run creation may ask for.
+    max_wait_seconds: int = Field(default=300, ge=1)
+    #: Webhook deliveries: key of the HMAC signature (empty: derived from the secret key).
+    webhook_secret: str = ""
+    #: Allow webhook URLs on loopback/private addresses (tests, closed networks).
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Retries after the first attempt; the n-th waits ``webhook_backoff_seconds * 2**(n-1)``.
+    webhook_retries: int = Field(default=3, ge=0, le=10)
+    webhook_backoff_seconds: float = Field(default=1.0, ge=0)
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

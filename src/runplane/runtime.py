@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,10 +21,13 @@ from runplane.dispatch.reaper import (
     reaper_loop,
 )
 from runplane.services.context import Context, NoSignals, load_secret_key
+from runplane.services.webhooks import WebhookDeliverer
 from runplane.store.blobs import LocalBlobStore
 from runplane.store.database import make_engine, make_sessionmaker, migrate
 
 log = logging.getLogger(__name__)
+#: Given the context, the function that renders a run's webhook body.
+PayloadFactory = Callable[[Context], Callable[[int], Awaitable[dict[str, Any] | None]]]
 
 
 @dataclass
@@ -33,10 +38,21 @@ class Runtime:
     dispatcher: LocalDispatcher | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _deliverer: WebhookDeliverer | None = None
 
     @classmethod
-    async def open(cls, settings: Settings, *, run_workers: bool) -> Runtime:
-        """Migrate, connect and (when ``run_workers``) start workers and the reaper."""
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        run_workers: bool,
+        webhook_payload: PayloadFactory | None = None,
+    ) -> Runtime:
+        """Migrate, connect and (when ``run_workers``) start workers and the reaper.
+
+        ``webhook_payload`` renders a run's webhook body (a dialect's run object); with
+        it, this process also delivers due webhooks.
+        """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.resolved_database_url
         await asyncio.to_thread(migrate, url)
@@ -60,6 +76,9 @@ class Runtime:
                 runtime.dispatcher = LocalDispatcher(ctx, settings.workers)
                 ctx.signals = runtime.dispatcher
                 await runtime.dispatcher.start()
+            if webhook_payload is not None:
+                runtime._deliverer = WebhookDeliverer(ctx, webhook_payload(ctx))
+                runtime._tasks.append(asyncio.create_task(runtime._deliverer.run(runtime._stop)))
         return runtime
 
     async def close(self) -> None:
@@ -67,4 +86,6 @@ class Runtime:
             await self.dispatcher.stop()
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._deliverer is not None:
+            await self._deliverer.aclose()
         await self.engine.dispose()

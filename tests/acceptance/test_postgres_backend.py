@@ -57,3 +57,40 @@ async def test_regression_suite(api_pg: Api, tmp_path: Path) -> None:
     await regression.test_regression_run_statuses_summary_diff_and_approval(
         api_pg, (project_id, head)
     )
+
+
+@pytest.fixture
+async def api_pg_web(tmp_path: Path, pg_url: str) -> AsyncIterator[Api]:
+    settings = make_settings(
+        tmp_path / "web",
+        database_url=pg_url,
+        webhook_allow_private=True,
+        webhook_backoff_seconds=0.1,
+        webhook_poll_seconds=0.1,
+        browser_step_timeout_ms=3000,
+    )
+    async for value in _api(settings, run_workers=True):
+        yield value
+
+
+@pytest.mark.usefixtures("chromium")
+async def test_browser_run_and_signed_webhook(api_pg_web: Api, site: str) -> None:
+    from tests.acceptance import test_ta_browser_runs as browser
+
+    await browser.test_a_webhook_is_delivered_signed(api_pg_web, site)
+
+
+@pytest.mark.usefixtures("chromium")
+async def test_sequential_batch_cancel_and_rerun(api_pg_web: Api, site: str) -> None:
+    from tests.acceptance import test_ta_browser_runs as browser
+
+    await browser.test_group_batch_sequential_cancel_and_rerun(api_pg_web, site)
+
+
+async def test_tester_army_cursor_list(tmp_path: Path, pg_url: str) -> None:
+    from tests.acceptance import test_ta_runs_api as ta
+
+    settings = make_settings(tmp_path / "list", database_url=pg_url)
+    async for api in _api(settings, run_workers=False):
+        await ta.test_list_is_a_cursor_page_stable_under_inserts(api)
+        await ta.test_cancel_only_cancels_queued_runs(api)

@@ -9,10 +9,13 @@ from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runplane import __version__
+from runplane.api.demo_site import create_demo_site
+from runplane.api.gate import GateState
 from runplane.api.rate_limits import RateLimiter
 from runplane.api.sample_platform.app import create_sample_platform_app
 from runplane.api.sample_platform.errors import error_response
-from runplane.api.sample_platform.gate import GateState
+from runplane.api.tester_army.app import create_tester_army_app
+from runplane.api.tester_army.views import webhook_payload
 from runplane.config import Settings
 from runplane.runtime import Runtime
 
@@ -28,7 +31,9 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.open(settings, run_workers=run_workers)
+        runtime = await Runtime.open(
+            settings, run_workers=run_workers, webhook_payload=webhook_payload
+        )
         holder["runtime"] = runtime
         app.state.runtime = runtime
         gate.ctx = runtime.ctx
@@ -47,6 +52,9 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.mount("/api/v1", create_sample_platform_app(gate, worker_slots))
+    app.mount("/ta", create_tester_army_app(gate))
+    if settings.demo_site:
+        app.mount("/demo-site", create_demo_site())
 
     @app.exception_handler(StarletteHTTPException)
     async def _outer_http_error(_: Request, exc: StarletteHTTPException) -> Response:
@@ -66,7 +74,12 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
                     "base": "/api/v1",
                     "openapi": "/api/v1/openapi.json",
                     "docs": "/api/v1/docs",
-                }
+                },
+                "tester_army": {
+                    "base": ["/ta/v1", "/ta/api/v1"],
+                    "openapi": "/ta/openapi.json",
+                    "docs": "/ta/docs",
+                },
             },
         }
 

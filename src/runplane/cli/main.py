@@ -83,7 +83,9 @@ def serve(
     settings = _settings(data_dir, workers=workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if with_demo:
-        info = _run(settings, demo.ensure_demo)
+        public = f"http://{host}:{port}"
+        settings = settings.model_copy(update={"demo_site": True, "public_url": public})
+        info = _run(settings, lambda ctx: demo.ensure_demo(ctx, f"{public}/demo-site/"))
         _print_demo(info, host, port)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
@@ -114,6 +116,17 @@ def _print_demo(info: demo.Demo, host: str, port: int) -> None:
         f'-d \'{{"repository": "{demo.REGRESSION_REPOSITORY}", "commit_sha": '
         f'"{info.regression_sha}", "platform": "linux"}}\'',
         "",
+        "  # browser runs through the Tester Army dialect (a real headless Chromium on the",
+        f"  # demo shop at http://{host}:{port}/demo-site/); ?wait= answers with the verdict:",
+        f"  curl -s -X POST 'http://{host}:{port}/ta/v1/runs?wait=60' "
+        f'-H "Authorization: Bearer {info.ta_key}" '
+        "-H 'Content-Type: application/json' "
+        f'-d \'{{"prompt": "open http://{host}:{port}/demo-site/\\nclick link \\"Sign in\\"'
+        '\\nexpect title \\"Sign in\\""}\'',
+        f"  curl -s -X POST http://{host}:{port}/ta/v1/tests/{info.web_test_id}/runs "
+        f'-H "Authorization: Bearer {info.ta_key}"',
+        f"  (then GET http://{host}:{port}/ta/v1/runs; docs: http://{host}:{port}/ta/docs)",
+        "",
     ]
     print("\n".join(lines), flush=True)
 
@@ -139,6 +152,9 @@ def tokens_create(
     name: Annotated[str, typer.Option(help="Token name, unique per user.")],
     scopes: Annotated[str, typer.Option(help="Comma-separated scopes.")] = "runs:read,results:read",
     expires_in_days: Annotated[int, typer.Option(min=1, max=3650)] = 30,
+    tester_army: Annotated[
+        bool, typer.Option("--tester-army", help="An sk_ key, as Tester Army clients expect.")
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Issue a token; the raw token is printed alone on the last line."""
@@ -149,7 +165,14 @@ def tokens_create(
         raise typer.Exit(2) from None
     issued = _run(
         _settings(data_dir),
-        lambda ctx: accounts.issue_for_email(ctx, email, name, chosen, expires_in_days),
+        lambda ctx: accounts.issue_for_email(
+            ctx,
+            email,
+            name,
+            chosen,
+            expires_in_days,
+            prefix=accounts.TESTER_ARMY_PREFIX if tester_army else accounts.TOKEN_PREFIX,
+        ),
     )
     print(
         f"token {issued.row.name} (id {issued.row.id}) for {email}, scopes "

@@ -4,6 +4,7 @@ RunplaneError
 ├── NotFound            (RunNotFound, ProjectNotFound, TokenNotFound)
 ├── PermissionDenied    (RoleNotAllowed, MissingScope, ScopeNotAllowed)
 ├── InvalidInput        field-level validation the schema could not express
+├── UsageLimitExceeded  a plan quota (runs per day) is used up
 ├── Conflict            (IdempotencyConflict, DuplicateName, TransitionRejected)
 ├── Unprocessable       well-formed but semantically impossible
 └── InvalidCredentials
@@ -56,6 +57,26 @@ class SampleNotFound(NotFound):
 
 class OutputNotFound(NotFound):
     resource = "output"
+
+
+class WebProjectNotFound(NotFound):
+    resource = "project"
+
+
+class WebTestNotFound(NotFound):
+    resource = "test"
+
+
+class GroupNotFound(NotFound):
+    resource = "group"
+
+
+class BatchNotFound(NotFound):
+    resource = "batch"
+
+
+class ScreenshotNotFound(NotFound):
+    resource = "screenshot"
 
 
 class PermissionDenied(RunplaneError):
@@ -127,6 +148,15 @@ class Unprocessable(RunplaneError):
 
 class PayloadTooLarge(RunplaneError):
     """The upload is larger than allowed."""
+
+
+class UsageLimitExceeded(RunplaneError):
+    """The owner's run quota for the period is used up."""
+
+    def __init__(self, message: str, *, limit: int, retry_after: int) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(message, limit=limit, retry_after=retry_after)
 
 
 class InvalidCredentials(RunplaneError):

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,25 +24,46 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from runplane.domain.status import ProgressState, RunStatus
 from runplane.domain.urls import redact_url
 from runplane.execution import workspace as ws
+from runplane.execution.browser import (
+    AgentOutputInvalid,
+    AgentResult,
+    agent_command,
+    agent_input,
+    read_agent_output,
+)
 from runplane.execution.junit import ReportUnreadable, parse_report
 from runplane.execution.log_writer import LogWriter
 from runplane.execution.process_tree import ProcessOutcome, StopReason, run_command
 from runplane.execution.regression import TestContext, run_test
 from runplane.services.context import Context
 from runplane.services.runs import FAILED_TESTS_PLACEHOLDER
+from runplane.services.sealing import unseal
+from runplane.store import browser_runs as browser_store
 from runplane.store import projects as project_store
 from runplane.store import regression_runs
 from runplane.store import results as result_store
 from runplane.store import runs as store
 from runplane.store.database import unit_of_work
-from runplane.store.models import Project, Run, RunArtifact, RunResult, utcnow
+from runplane.store.models import (
+    BrowserRun,
+    Project,
+    Run,
+    RunArtifact,
+    RunResult,
+    RunScreenshot,
+    utcnow,
+)
 from runplane.store.runs import EventSpec
 
 log = logging.getLogger(__name__)
 FINISH_ATTEMPTS = 5
+#: Where browser runs get their TMPDIR (short paths: see ``_browser_run``).
+SHORT_TMP = "/tmp" if os.path.isdir("/tmp") else None
 #: Declared artifacts kept per run at most.
 MAX_ARTIFACTS = 200
 
@@ -89,9 +113,11 @@ async def execute_run(
             if run.project_id is not None
             else None
         )
+        browser = await browser_store.get(session, run.id)
     execution = _Execution(
         ctx, run, project, worker_id, cancel or asyncio.Event(), shutdown or asyncio.Event()
     )
+    execution.browser = browser
     return await execution.run()
 
 
@@ -117,6 +143,9 @@ class _Execution:
         # Side loops are stopped by this event, never by task.cancel(): a cancel that
         # lands inside a transaction can leave SQLite's write lock held.
         self.done = asyncio.Event()
+        #: What a browser run executes (None for a build-and-test run).
+        self.browser: BrowserRun | None = None
+        self.agent_result: AgentResult | None = None
 
     async def run(self) -> RunStatus | None:
         await self.log.start()
@@ -127,8 +156,15 @@ class _Execution:
         ]
         workspace: ws.Workspace | None = None
         results: list[RunResult] = []
+        screenshots: list[RunScreenshot] = []
         try:
-            if self.project is None:
+            if self.browser is not None:
+                workspace = ws.Workspace.create(
+                    self.ctx.settings.workspaces_dir, self.run_row.id, None
+                )
+                verdict = await self._browser_run(self.browser, workspace)
+                screenshots = await self._keep_screenshots()
+            elif self.project is None:
                 verdict = _Verdict(
                     RunStatus.ERROR, "The run's project no longer exists.", "project_missing"
                 )
@@ -147,7 +183,7 @@ class _Execution:
             await asyncio.gather(*side, return_exceptions=True)
             if workspace is not None:
                 await asyncio.to_thread(workspace.remove)
-        return await asyncio.shield(self._finish(verdict, results))
+        return await asyncio.shield(self._finish(verdict, results, screenshots))
 
     async def _steps(self, project: Project, workspace: ws.Workspace) -> _Verdict:
         settings = self.ctx.settings
@@ -204,28 +240,28 @@ class _Execution:
             clone, workspace.root, "build", git_env, shown=clone.replace(project.repo_url, url)
         )
         if failed(outcome):
-            return self._stopped(outcome, project) or _Verdict(
+            return self._stopped(outcome, project.timeout_seconds) or _Verdict(
                 RunStatus.ERROR, f"Checkout of {url} failed.", "checkout_failed"
             )
         outcome = await step(
             ws.has_commit_command(run.commit_sha), workspace.source, "build", git_env
         )
         if failed(outcome):
-            return self._stopped(outcome, project) or _Verdict(
+            return self._stopped(outcome, project.timeout_seconds) or _Verdict(
                 RunStatus.ERROR, f"Commit {run.commit_sha} not found in {url}.", "commit_not_found"
             )
         outcome = await step(
             ws.checkout_command(run.commit_sha), workspace.source, "build", git_env
         )
         if failed(outcome):
-            return self._stopped(outcome, project) or _Verdict(
+            return self._stopped(outcome, project.timeout_seconds) or _Verdict(
                 RunStatus.ERROR, f"Checkout of commit {run.commit_sha} failed.", "checkout_failed"
             )
         if project.build_command:
             await self._progress(ProgressState.PREPARATION, "Building.")
             outcome = await step(project.build_command, workspace.source, "build", test_env)
             if failed(outcome):
-                return self._stopped(outcome, project) or _Verdict(
+                return self._stopped(outcome, project.timeout_seconds) or _Verdict(
                     RunStatus.ERROR,
                     f"Build failed with exit code {outcome.exit_code}.",
                     "build_failed",
@@ -246,7 +282,7 @@ class _Execution:
             project.test_command, run.selected_tests, FAILED_TESTS_PLACEHOLDER
         )
         outcome = await step(command, workspace.source, "test_runner", test_env)
-        stopped = self._stopped(outcome, project)
+        stopped = self._stopped(outcome, project.timeout_seconds)
         if stopped:
             return stopped
         if outcome.exit_code == 0:
@@ -257,6 +293,104 @@ class _Execution:
             "tests_failed",
             outcome.exit_code,
         )
+
+    async def _browser_run(self, browser: BrowserRun, workspace: ws.Workspace) -> _Verdict:
+        settings = self.ctx.settings
+        limit = settings.browser_timeout_seconds
+        deadline = asyncio.get_running_loop().time() + limit
+        shots = workspace.root / "screenshots"
+        shots.mkdir()
+        credentials = (
+            unseal(self.ctx.secret_key, browser.credentials_sealed)
+            if browser.credentials_sealed
+            else None
+        )
+        document = agent_input(
+            self.run_row,
+            browser,
+            credentials=credentials,
+            screenshot_dir=shots,
+            step_timeout_ms=settings.browser_step_timeout_ms,
+        )
+        input_path, output_path = workspace.root / "input.json", workspace.root / "output.json"
+        # The input may hold credentials: readable by this user only, deleted after the run.
+        input_path.touch(mode=0o600)
+        input_path.write_text(json.dumps(document))
+        extra = {"RUNPLANE_RUN_ID": str(self.run_row.id)}
+        if settings.chromium_path:
+            extra["RUNPLANE_CHROMIUM_PATH"] = settings.chromium_path
+        env = ws.run_environment({}, extra, workspace.home)
+        # Chromium puts Unix sockets in TMPDIR, and a socket path is limited to 107 bytes:
+        # the workspace's own tmp can be too deep, so the browser gets a short one.
+        short_tmp = Path(tempfile.mkdtemp(prefix=f"rp-{self.run_row.id}-", dir=SHORT_TMP))
+        env["TMPDIR"] = str(short_tmp)
+        command = agent_command(settings.agent_command)
+        await self._progress(ProgressState.TESTING, "Running the browser agent.")
+        self.log.note(f"$ {command}")
+
+        async def sink(chunk: bytes) -> None:
+            self.log.write("test_runner", chunk)
+
+        try:
+            outcome = await run_command(
+                command,
+                cwd=workspace.root,
+                env=env,
+                marker=self.marker,
+                on_output=sink,
+                stop=self.stop,
+                deadline=deadline,
+                grace_seconds=settings.grace_period_seconds,
+                stdin_path=input_path,
+                stdout_path=output_path,
+            )
+        finally:
+            self.log.end_of_stream("test_runner")
+            input_path.unlink(missing_ok=True)
+            await asyncio.to_thread(shutil.rmtree, short_tmp, True)
+        stopped = self._stopped(outcome, limit)
+        if stopped:
+            return stopped
+        if outcome.exit_code != 0:
+            return _Verdict(
+                RunStatus.ERROR,
+                f"The browser agent failed with exit code {outcome.exit_code}.",
+                "agent_failed",
+                outcome.exit_code,
+            )
+        try:
+            result = await asyncio.to_thread(read_agent_output, output_path, shots)
+        except AgentOutputInvalid as exc:
+            return _Verdict(
+                RunStatus.ERROR, f"The browser agent's output is unusable: {exc}.", "agent_output"
+            )
+        self.agent_result = result
+        description = str(result.output.get("description") or "")
+        if result.passed:
+            return _Verdict(RunStatus.PASSED, description or "The test passed.", None, 0)
+        return _Verdict(
+            RunStatus.FAILED, description or "The test found problems.", "tests_failed", 0
+        )
+
+    async def _keep_screenshots(self) -> list[RunScreenshot]:
+        if self.agent_result is None:
+            return []
+        rows = []
+        for name, path in self.agent_result.screenshots.items():
+            try:
+                blob = await self.ctx.blobs.put_file(path)
+            except OSError as exc:
+                self.log.note(f"[runplane] screenshot {name} not kept: {exc}", "warning")
+                continue
+            rows.append(
+                RunScreenshot(
+                    run_id=self.run_row.id,
+                    name=name,
+                    sha256=blob.sha256,
+                    size_bytes=blob.size_bytes,
+                )
+            )
+        return rows
 
     async def _regression(
         self,
@@ -323,13 +457,13 @@ class _Execution:
             log.error("run %s: regression test crashed: %r", run_id, broken[0])
             return _Verdict(RunStatus.ERROR, f"Internal error: {broken[0]}", "internal_error")
         if self.stop.is_set():
-            return self._stopped(ProcessOutcome(None, StopReason.CANCELED), project) or _Verdict(
-                RunStatus.CANCELED, "Run canceled.", "canceled"
-            )
+            return self._stopped(
+                ProcessOutcome(None, StopReason.CANCELED), project.timeout_seconds
+            ) or _Verdict(RunStatus.CANCELED, "Run canceled.", "canceled")
         if asyncio.get_running_loop().time() >= deadline:
-            return self._stopped(ProcessOutcome(None, StopReason.TIMED_OUT), project) or _Verdict(
-                RunStatus.TIMED_OUT, "Time limit exceeded.", "timeout"
-            )
+            return self._stopped(
+                ProcessOutcome(None, StopReason.TIMED_OUT), project.timeout_seconds
+            ) or _Verdict(RunStatus.TIMED_OUT, "Time limit exceeded.", "timeout")
         statuses = [f for f in finished if isinstance(f, str)]
         failed = sum(1 for st in statuses if st not in ("pass", "skipped"))
         if failed:
@@ -340,7 +474,7 @@ class _Execution:
             )
         return _Verdict(RunStatus.PASSED, f"All {len(suite)} regression test(s) passed.")
 
-    def _stopped(self, outcome: ProcessOutcome, project: Project) -> _Verdict | None:
+    def _stopped(self, outcome: ProcessOutcome, timeout_seconds: int) -> _Verdict | None:
         if outcome.stopped is StopReason.CANCELED:
             if self.lease_lost:
                 return _Verdict(RunStatus.ERROR, "Worker lost its lease on the run.", "worker_lost")
@@ -355,7 +489,7 @@ class _Execution:
         if outcome.stopped is StopReason.TIMED_OUT:
             return _Verdict(
                 RunStatus.TIMED_OUT,
-                f"Time limit of {project.timeout_seconds} s exceeded; process tree killed.",
+                f"Time limit of {timeout_seconds} s exceeded; process tree killed.",
                 "timeout",
             )
         return None
@@ -419,7 +553,9 @@ class _Execution:
             if await store.owns(session, self.run_row.id, self.worker_id):
                 await store.add_progress(session, self.run_row.id, state.value, message)
 
-    async def _finish(self, verdict: _Verdict, results: list[RunResult]) -> RunStatus | None:
+    async def _finish(
+        self, verdict: _Verdict, results: list[RunResult], screenshots: list[RunScreenshot]
+    ) -> RunStatus | None:
         level = "info" if verdict.status is RunStatus.PASSED else "warning"
         self.log.note(f"[runplane] {verdict.message}", level)
         try:
@@ -428,7 +564,7 @@ class _Execution:
             log.exception("run %s: final log flush failed", self.run_row.id)
         for attempt in range(FINISH_ATTEMPTS):
             try:
-                return await self._write_verdict(verdict, results)
+                return await self._write_verdict(verdict, results, screenshots)
             except _LostRun:
                 log.warning("run %s: not ours any more; verdict dropped", self.run_row.id)
                 return None
@@ -440,7 +576,9 @@ class _Execution:
         # The lease runs out and the reaper ends the run as worker_lost.
         return None
 
-    async def _write_verdict(self, verdict: _Verdict, results: list[RunResult]) -> RunStatus:
+    async def _write_verdict(
+        self, verdict: _Verdict, results: list[RunResult], screenshots: list[RunScreenshot]
+    ) -> RunStatus:
         run_id = self.run_row.id
         now = utcnow()
         outcome: dict[str, Any] = {
@@ -482,7 +620,23 @@ class _Execution:
                 raise _LostRun
             if results:
                 await result_store.replace_results(session, run_id, results)
+            if self.browser is not None:
+                await self._write_browser_outcome(session, RunStatus(done.status), verdict)
+                if screenshots:
+                    await browser_store.add_screenshots(session, screenshots)
             return RunStatus(done.status)
+
+    async def _write_browser_outcome(
+        self, session: AsyncSession, status: RunStatus, verdict: _Verdict
+    ) -> None:
+        broke = status in (RunStatus.ERROR, RunStatus.TIMED_OUT)
+        await browser_store.save_outcome(
+            session,
+            self.run_row.id,
+            output=self.agent_result.output if self.agent_result and not broke else None,
+            error_code=(verdict.reason or "error") if broke else None,
+            error_message=verdict.message if broke else None,
+        )
 
     async def _renew_lease(self) -> None:
         lease = self.ctx.settings.lease_seconds

@@ -1,9 +1,9 @@
 """Users, passwords and API tokens.
 
-Tokens are ``spci_`` + 43 URL-safe characters. Only an HMAC-SHA256 of the token
-(keyed with the server secret) is stored, plus its first 16 characters to find the
-row; verification compares digests in constant time. The raw token is returned
-once, at creation.
+Tokens are ``spci_`` (or, for Tester Army clients, ``sk_``) + 43 URL-safe characters.
+Only an HMAC-SHA256 of the token (keyed with the server secret) is stored, plus its
+first 16 characters to find the row; verification compares digests in constant time.
+The raw token is returned once, at creation.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from runplane.store.models import ApiToken, User, utcnow
 
 TOKEN_PREFIX = "spci_"
 #: Keys issued for the Tester Army dialect look like theirs; same table, same checks.
-ALT_TOKEN_PREFIXES = ("sk_",)
+TESTER_ARMY_PREFIX = "sk_"
+ALT_TOKEN_PREFIXES = (TESTER_ARMY_PREFIX,)
 LOOKUP_CHARS = 16
 _hasher = PasswordHasher()
 # A fixed hash to verify against when the email is unknown, so both paths cost the same.
@@ -90,12 +91,17 @@ async def create_user(ctx: Context, email: str, password: str, role: Role) -> Us
 
 
 async def _issue(
-    ctx: Context, user: User, name: str, scopes: Iterable[Scope], expires_in_days: int
+    ctx: Context,
+    user: User,
+    name: str,
+    scopes: Iterable[Scope],
+    expires_in_days: int,
+    prefix: str = TOKEN_PREFIX,
 ) -> IssuedToken:
     async with unit_of_work(ctx.sessions) as session:
         if await store.token_name_taken(session, user.id, name):
             raise DuplicateName(f"A token named {name!r} already exists for this user.")
-        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        raw = prefix + secrets.token_urlsafe(32)
         row = ApiToken(
             user_id=user.id,
             name=name,
@@ -141,14 +147,23 @@ async def login_and_issue(
 
 
 async def issue_for_email(
-    ctx: Context, email: str, name: str, scopes: Sequence[Scope], expires_in_days: int
+    ctx: Context,
+    email: str,
+    name: str,
+    scopes: Sequence[Scope],
+    expires_in_days: int,
+    *,
+    prefix: str = TOKEN_PREFIX,
 ) -> IssuedToken:
     """Operator path (CLI): no password, but the same role/scope rules."""
     async with unit_of_work(ctx.reads) as session:
         user = await store.get_user_by_email(session, email)
     if user is None:
         raise UserNotFound(email)
-    return await _issue(ctx, user, name, _check_scopes(Role(user.role), scopes), expires_in_days)
+    if prefix not in (TOKEN_PREFIX, *ALT_TOKEN_PREFIXES):
+        raise ValueError(f"unknown token prefix {prefix!r}")
+    chosen = _check_scopes(Role(user.role), scopes)
+    return await _issue(ctx, user, name, chosen, expires_in_days, prefix)
 
 
 async def authenticate(ctx: Context, raw: str) -> Principal:

@@ -8,16 +8,26 @@ import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runplane.domain.errors import Conflict
-from runplane.domain.permissions import ALL_SCOPES, Role
-from runplane.services import accounts, projects, samples, suite
+from runplane.domain.permissions import ALL_SCOPES, Role, Scope
+from runplane.services import accounts, projects, samples, suite, web_suite
 from runplane.services.context import Context
 from runplane.store import accounts as account_store
 from runplane.store import projects as project_store
 from runplane.store.database import unit_of_work
 
 DEMO_REPOSITORY = "demo/calculator"
+WEB_PROJECT = "Demo shop"
+#: The stored browser test of the demo shop (its steps use the documented language).
+WEB_TEST_STEPS: list[dict[str, Any]] = [
+    {"type": "act", "title": "open login"},
+    {"type": "act", "title": 'fill "Email" with "ada@example.com"'},
+    {"type": "act", "title": 'fill "Password" with "secret"\nclick button "Log in"'},
+    {"type": "assert", "title": 'expect text "Welcome, ada@example.com"'},
+    {"type": "screenshot", "title": "the dashboard"},
+]
 REGRESSION_REPOSITORY = "demo/shout"
 DEMO_ADMIN = "admin@runplane.local"
 
@@ -127,6 +137,9 @@ class Demo:
     admin_email: str
     admin_password: str | None
     token: str
+    #: The browser-testing part (Tester Army dialect).
+    ta_key: str = ""
+    web_test_id: str = ""
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -219,7 +232,27 @@ async def ensure_regression_demo(ctx: Context) -> str:
     return sha
 
 
-async def ensure_demo(ctx: Context) -> Demo:
+async def ensure_web_demo(ctx: Context, site_url: str) -> str:
+    """The demo shop's web project with one stored test; returns the test's id."""
+    existing = [p for p in await web_suite.list_projects(ctx) if p.name == WEB_PROJECT]
+    if existing:
+        page = await web_suite.list_tests(ctx, existing[0].id, limit=1)
+        if page.tests:
+            return page.tests[0].id
+        project = existing[0]
+    else:
+        project = await web_suite.create_project(
+            ctx, None, web_suite.ProjectSpec(name=WEB_PROJECT, url=site_url)
+        )
+    view = await web_suite.create_test(
+        ctx,
+        None,
+        web_suite.TestSpec(project_ref=project.id, title="Sign in", steps=WEB_TEST_STEPS),
+    )
+    return view.test.id
+
+
+async def ensure_demo(ctx: Context, site_url: str | None = None) -> Demo:
     repo = (ctx.settings.data_dir / "demo-repo").resolve()
     passing, failing = make_demo_repository(repo)
     regression_sha = await ensure_regression_demo(ctx)
@@ -247,4 +280,18 @@ async def ensure_demo(ctx: Context) -> Demo:
     issued = await accounts.issue_for_email(
         ctx, DEMO_ADMIN, f"demo-{secrets.token_hex(4)}", list(ALL_SCOPES), 30
     )
-    return Demo(repo, passing, failing, regression_sha, DEMO_ADMIN, password, issued.token)
+    test_id = ta_key = ""
+    if site_url is not None:
+        test_id = await ensure_web_demo(ctx, site_url)
+        key = await accounts.issue_for_email(
+            ctx,
+            DEMO_ADMIN,
+            f"demo-ta-{secrets.token_hex(4)}",
+            [Scope.RUNS_READ, Scope.RUNS_WRITE],
+            30,
+            prefix=accounts.TESTER_ARMY_PREFIX,
+        )
+        ta_key = key.token
+    return Demo(
+        repo, passing, failing, regression_sha, DEMO_ADMIN, password, issued.token, ta_key, test_id
+    )

@@ -28,6 +28,7 @@ from runplane.store import projects as project_store
 from runplane.store import regression_runs
 from runplane.store import results as result_store
 from runplane.store import runs as store
+from runplane.store import webhooks as webhook_store
 from runplane.store.database import unit_of_work
 from runplane.store.models import Project, Run, utcnow
 from runplane.store.runs import EventSpec, RunFilter
@@ -217,6 +218,35 @@ async def cancel(
     raise TransitionRejected(f"Run {run_id} changed state too often to cancel; try again.")
 
 
+async def cancel_queued(ctx: Context, actor: Principal | None, run_id: int) -> Run:
+    """Cancel a run that has not started; any other state is a ``TransitionRejected``.
+
+    The Tester Army rule: a running run is not cancelled through this call (the
+    native ``cancel`` stops running runs too).
+    """
+    ensure_allowed(actor, Action.CANCEL_RUN)
+    async with unit_of_work(ctx.sessions) as session:
+        done = await store.transition(
+            session,
+            run_id,
+            RunStatus.CANCELED,
+            EventSpec(f"Canceled by {_who(actor)} via API (queued run).", _who(actor)),
+            expected={RunStatus.QUEUED},
+            completed_at=utcnow(),
+            reason="canceled",
+        )
+        if done is None:
+            status = await store.get_status(session, run_id)
+            if status is None:
+                raise RunNotFound(run_id)
+            raise TransitionRejected(
+                f"Run is {status.value}; only queued runs can be cancelled.",
+                run_id=run_id,
+                status=status.value,
+            )
+    return done
+
+
 async def _await_stopped(ctx: Context, run_id: int) -> RunStatus:
     """Give the worker ``cancel_wait_seconds`` to kill the tree, so that the answer (and
     a second cancel's ``no_op``) reflects a stopped run in the common case."""
@@ -339,6 +369,8 @@ async def restart(ctx: Context, actor: Principal | None, run_id: int) -> Run:
                 run_id=run_id,
             )
         await store.clear_run_outputs(session, run_id)
+        # A restarted run reports its new outcome to its webhook too.
+        await webhook_store.reset_for_run(session, run_id)
         restarted = await store.transition(
             session,
             run_id,

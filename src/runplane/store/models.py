@@ -378,3 +378,162 @@ class RunArtifact(Base):
     path: Mapped[str] = mapped_column(String(500))
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- Web testing (the Tester Army dialect's domain) -------------------------------------
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class WebProject(Base):
+    """A web application under test (a Tester Army project); ids are UUID strings."""
+
+    __tablename__ = "web_projects"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    short_id: Mapped[str] = mapped_column(String(12), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    project_type: Mapped[str] = mapped_column(String(20), default="web")
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebTest(Base):
+    """A stored browser test: ordered steps the agent executes."""
+
+    __tablename__ = "web_tests"
+    __table_args__ = (Index("ix_web_tests_project_created", "project_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    project_id: Mapped[str] = mapped_column(ForeignKey("web_projects.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    steps: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    platform: Mapped[str] = mapped_column(String(20), default="web")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TestGroup(Base):
+    """Tests run together; a sequential group's batch runs one test at a time, in order."""
+
+    __tablename__ = "test_groups"
+    __test__ = False  # not a pytest class
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("web_projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    run_mode: Mapped[str] = mapped_column(String(20), default="concurrent")
+    prep_test_id: Mapped[str | None] = mapped_column(
+        ForeignKey("web_tests.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TestGroupMember(Base):
+    __tablename__ = "test_group_members"
+    __test__ = False
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("test_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    test_id: Mapped[str] = mapped_column(
+        ForeignKey("web_tests.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RunBatch(Base):
+    """Runs started together by one group run (or a rerun of a batch)."""
+
+    __tablename__ = "run_batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("test_groups.id", ondelete="SET NULL"), nullable=True
+    )
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("web_projects.id", ondelete="CASCADE"), nullable=True
+    )
+    source_batch_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    sequential: Mapped[bool] = mapped_column(default=False)
+    target_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BrowserRun(Base):
+    """What a browser run executes and what it found; the run row keeps its status."""
+
+    __tablename__ = "browser_runs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    #: Tester Army run type: ``chat`` (a prompt run) or ``test`` (a stored test).
+    kind: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(30), default="api")
+    #: The public input (``{"prompt": ...}`` or the test's title and steps); no secrets.
+    input: Mapped[dict[str, object]] = mapped_column(JSON)
+    target_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    #: Credentials for the agent, encrypted with the server key; never returned.
+    credentials_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    output: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("web_projects.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    test_id: Mapped[str | None] = mapped_column(
+        ForeignKey("web_tests.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    batch_id: Mapped[str | None] = mapped_column(
+        ForeignKey("run_batches.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    #: Position in a sequential batch (runs of one batch go in this order).
+    batch_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class RunScreenshot(Base):
+    """A screenshot a browser run took, stored content-addressed."""
+
+    __tablename__ = "run_screenshots"
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_run_screenshots_run_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """The pending (or finished) delivery of a run's webhook: a row, so it survives restarts.
+
+    It is created with the run; the deliverer picks it up once the run is terminal.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    #: ``pending`` → ``delivered`` | ``failed`` (the run object's ``webhookStatus``).
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: A deliverer holds the row until then (several processes may deliver).
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -7,17 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from runplane.domain.status import PROGRESS_ON_ENTER, RunStatus, sources_of
+from runplane.domain.status import PROGRESS_ON_ENTER, TERMINAL, RunStatus, sources_of
 from runplane.store.models import (
+    BrowserRun,
     OutputResult,
     RegressionResult,
     Run,
+    RunBatch,
     RunEvent,
     RunLogLine,
     RunResult,
+    RunScreenshot,
 )
 
 #: Columns ``transition`` may set beside the status (timestamps, lease, outcome).
@@ -208,11 +212,28 @@ async def list_runs(
     return rows.all(), total
 
 
+def _waits_for_batch_sibling() -> ColumnElement[bool]:
+    """A run of a sequential batch waits while an earlier run of its batch is unfinished."""
+    me, sibling, sibling_run = aliased(BrowserRun), aliased(BrowserRun), aliased(Run)
+    return exists(
+        select(me.run_id)
+        .join(RunBatch, RunBatch.id == me.batch_id)
+        .join(sibling, sibling.batch_id == me.batch_id)
+        .join(sibling_run, sibling_run.id == sibling.run_id)
+        .where(
+            me.run_id == Run.id,
+            RunBatch.sequential.is_(True),
+            sibling.batch_position < me.batch_position,
+            sibling_run.status.notin_([s.value for s in TERMINAL]),
+        )
+    )
+
+
 async def next_queued_ids(session: AsyncSession, limit: int) -> Sequence[int]:
     """Queued run ids in the order workers should take them (priority, then age)."""
     rows = await session.scalars(
         select(Run.id)
-        .where(Run.status == RunStatus.QUEUED.value)
+        .where(Run.status == RunStatus.QUEUED.value, ~_waits_for_batch_sibling())
         .order_by(Run.priority.desc(), Run.id.asc())
         .limit(limit)
     )
@@ -283,8 +304,13 @@ async def list_events(
 
 async def clear_run_outputs(session: AsyncSession, run_id: int) -> None:
     """Delete results, logs and the progress trail (the destructive restart)."""
-    for model in (RunResult, RunLogLine, RunEvent, OutputResult, RegressionResult):
+    for model in (RunResult, RunLogLine, RunEvent, OutputResult, RegressionResult, RunScreenshot):
         await session.execute(delete(model).where(model.run_id == run_id))
+    await session.execute(
+        update(BrowserRun)
+        .where(BrowserRun.run_id == run_id)
+        .values(output=None, error_code=None, error_message=None)
+    )
     await session.execute(
         update(Run).where(Run.id == run_id).values(log_bytes=0, log_truncated=False)
     )

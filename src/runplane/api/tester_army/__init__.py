@@ -1,0 +1,1 @@
+"""The Tester Army dialect, served at ``/ta/v1`` and ``/ta/api/v1``."""
