@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from run_engine import stats_ms  # bench/ is on sys.path when a benchmark runs
 from runplane import __version__
 from runplane.api.app import create_app
 from runplane.api.demo_site import serve_demo_site
@@ -38,26 +38,6 @@ from runplane.store.models import Run
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "browser_runs.json"
 TERMINAL = {"completed", "failed", "cancelled"}
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    data = sorted(values)
-    if not data:
-        return float("nan")
-    k = (len(data) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (k - lo)
-
-
-def stats_ms(seconds: Sequence[float]) -> dict[str, float | int]:
-    ms = [s * 1000 for s in seconds]
-    return {
-        "n": len(ms),
-        "p50": round(percentile(ms, 50), 1),
-        "p99": round(percentile(ms, 99), 1),
-        "min": round(min(ms), 1) if ms else float("nan"),
-        "max": round(max(ms), 1) if ms else float("nan"),
-    }
 
 
 class _Receiver:
@@ -113,6 +93,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             usage_runs_per_day=0,
             webhook_allow_private=True,
             webhook_poll_seconds=0.05,
+            browser_network="any",  # the shop is on 127.0.0.1
         )
         app = create_app(settings)
         receiver = _Receiver()

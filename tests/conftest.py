@@ -75,6 +75,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "rate_limit_reads": 100_000,
         "rate_limit_writes": 100_000,
         "rate_limit_token_create": 100_000,
+        # Browser runs here test pages served on 127.0.0.1.
+        "browser_network": "any",
     }
     values.update(overrides)
     return Settings(**values)

@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runplane.domain.network import NetworkPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RUNPLANE_", extra="ignore")
@@ -60,6 +62,9 @@ class Settings(BaseSettings):
     browser_step_timeout_ms: int = Field(default=10_000, ge=100)
     #: External agent command (stdin: run input JSON, stdout: output JSON); empty: built-in.
     agent_command: str = ""
+    #: What browser runs may load: ``private`` (public and RFC 1918 addresses, never this
+    #: machine or link-local metadata services), ``public``, or ``any``.
+    browser_network: NetworkPolicy = NetworkPolicy.PRIVATE
     #: Chromium the built-in agent drives; empty: ``chromium`` on PATH.
     chromium_path: str = ""
     #: Runs a user may create per UTC day through the Tester Army dialect (0: no limit).

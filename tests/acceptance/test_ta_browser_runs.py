@@ -371,3 +371,48 @@ async def test_an_external_agent_command_answers_instead(tmp_path: Path) -> None
         run = await _finished(api, headers, run_id)
         assert run["status"] == "completed"
         assert run["output"]["description"] == "checked make sure the shop looks nice"
+
+
+async def test_the_network_policy_keeps_browsers_off_this_machine(
+    tmp_path: Path, site: str
+) -> None:
+    settings = make_settings(tmp_path / "n", browser_network="private")
+    async for api in _api(settings, run_workers=True):
+        headers = await api.ta_headers()
+        for target in (site, "http://169.254.169.254/latest/meta-data", "http://localhost:9/"):
+            run = await _finished(api, headers, await _prompt(api, headers, f"open {target}"))
+            (step,) = run["output"]["steps"]
+            assert step["errorCode"] == "navigation_failed", step
+            assert "blocked by the network policy" in step["error"], step
+
+
+async def test_a_prep_test_runs_first_and_a_deleted_test_is_skipped_on_rerun(
+    api: Api, site: str
+) -> None:
+    headers = await api.ta_headers()
+    prep = [{"type": "act", "title": f"open {site}\nwait 2 s"}]
+    quick = [{"type": "act", "title": f"open {site}/login"}]
+    _, (a, b, prep_id), group_id = await _project_with_tests(
+        api, headers, site, [quick, quick, prep]
+    )
+    patched = await api.client.patch(
+        f"{TA}/groups/{group_id}", headers=headers, json={"prepTestId": prep_id}
+    )
+    assert patched.status_code == 200, patched.text
+    batch = (await api.client.post(f"{TA}/groups/{group_id}/runs", headers=headers)).json()
+    runs = [await _finished(api, headers, r) for r in batch["runIds"]]
+    assert [r["testId"] for r in runs] == [prep_id, a, b]
+    for other in runs[1:]:
+        # Concurrent group, but nothing starts before the prep test is done.
+        assert other["startedAt"] >= runs[0]["completedAt"], (runs[0], other)
+    assert all(r["output"]["result"] == "PASS" for r in runs)
+
+    deleted = await api.client.delete(f"{TA}/tests/{a}", headers=headers)
+    assert deleted.status_code == 200, deleted.text
+    rerun = (
+        await api.client.post(f"{TA}/batches/{batch['batchId']}/rerun", headers=headers)
+    ).json()
+    assert rerun["skippedTestIds"] == [a] and rerun["count"] == 2
+    again = [await _finished(api, headers, r) for r in rerun["runIds"]]
+    assert [r["testId"] for r in again] == [prep_id, b]
+    assert again[1]["startedAt"] >= again[0]["completedAt"]

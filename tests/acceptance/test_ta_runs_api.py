@@ -188,12 +188,18 @@ async def test_cancel_only_cancels_queued_runs(api_no_workers: Api) -> None:
 async def test_usage_limit_answers_429_with_retry_after(api_no_workers: Api) -> None:
     api = api_no_workers
     headers = await api.ta_headers()
-    for _ in range(5):
-        await _submit(api, headers)
+    first = [await _submit(api, headers) for _ in range(5)][0]
     over = await api.client.post(f"{TA}/runs", headers=headers, json={"prompt": "open x"})
     assert over.status_code == 429
     assert over.json()["error"] == "UsageLimitExceeded"
     assert 0 < int(over.headers["Retry-After"]) <= 86400
+    # Restarting a finished browser run through the native API runs it again: it counts.
+    await api.client.post(f"{TA}/runs/{first['id']}/cancel", headers=headers)
+    native = (await api.client.get("/api/v1/runs", headers=headers)).json()["data"]
+    (row,) = [r for r in native if r["uuid"] == first["id"]]
+    restart = await api.client.post(f"/api/v1/runs/{row['run_id']}/restart", headers=headers)
+    assert restart.status_code == 429 and restart.json()["code"] == "rate_limited"
+    assert "Retry-After" in restart.headers
     # The quota is per owner: someone else may still run.
     other = await api.ta_headers()
     assert (

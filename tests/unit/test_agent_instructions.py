@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from runplane.agent import agent_argv
-from runplane.agent.browser import js_truthy
+from runplane.agent.browser import js_truthy, js_verdict
 from runplane.agent.contract import (
     Credential,
     Issue,
@@ -368,3 +368,22 @@ def test_js_truthy(value: Any, truthy: bool) -> None:
 
 def test_agent_argv() -> None:
     assert agent_argv("/usr/bin/python3") == ["/usr/bin/python3", "-m", "runplane.agent"]
+
+
+@pytest.mark.parametrize(
+    ("value", "verdict"),
+    [
+        (None, (True, None)),
+        ({"success": True}, (True, None)),
+        ({"success": False, "reason": "cart is empty"}, (False, "cart is empty")),
+        ({"success": False}, (False, None)),
+        ({"other": 1}, (True, None)),
+        (False, (False, None)),
+        (0, (False, None)),
+        ("yes", (True, None)),
+    ],
+)
+def test_js_verdict_follows_tester_army_then_truthiness(
+    value: Any, verdict: tuple[bool, str | None]
+) -> None:
+    assert js_verdict(value) == verdict

@@ -53,6 +53,7 @@ from runplane.agent.instructions import (
     uses_credentials,
     with_credentials,
 )
+from runplane.agent.network import NetworkGuard
 
 Log = Callable[[str], None]
 _POLL_S = 0.1
@@ -109,6 +110,21 @@ def js_truthy(value: Any) -> bool:
     return True
 
 
+def js_verdict(value: Any) -> tuple[bool, str | None]:
+    """Whether a ``javascript`` step's result passes, and the reason it gives for failing.
+
+    Tester Army's rule first: ``{success: true|false, reason?}`` decides, and a script that
+    returns nothing (``undefined``; ``null`` looks the same from here) passes because it
+    completed without throwing. Any other value passes when it is truthy.
+    """
+    if isinstance(value, dict) and isinstance(value.get("success"), bool):
+        reason = value.get("reason")
+        return value["success"], str(reason) if reason else None
+    if value is None:
+        return True, None
+    return js_truthy(value), None
+
+
 def _short(value: Any, limit: int = 80) -> str:
     text = json.dumps(value, default=str, allow_nan=True)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -152,6 +168,7 @@ class _Session:
         self.run = run
         self.context = context
         self.page = page
+        self.guard: NetworkGuard | None = None
         self.clock = clock
         self.log = log
         self.timeout = run.step_timeout_ms
@@ -339,6 +356,10 @@ class _Session:
                 f"{action.url} opens",
                 "the URL's scheme is not allowed",
             )
+        blocked = await self.guard.problem(url) if self.guard else None
+        if blocked is not None:
+            message = f"cannot open {url}: blocked by the network policy ({blocked})"
+            raise StepFailure("navigation_failed", message, f"{action.url} opens", message)
         try:
             response = await self.page.goto(url, wait_until="load", timeout=self.timeout)
         except PlaywrightTimeoutError:
@@ -561,14 +582,20 @@ class _Session:
         except PlaywrightError as exc:
             message = f"the JavaScript threw: {_first_line(exc)}"
             raise StepFailure("javascript_error", message, "the script runs", message) from None
-        if not js_truthy(value):
+        passed, reason = js_verdict(value)
+        if not passed:
+            message = (
+                f"the JavaScript reported failure: {reason}"
+                if reason
+                else f"the JavaScript returned a falsy value ({_short(value)})"
+            )
             raise StepFailure(
                 "assertion_failed",
-                f"the JavaScript returned a falsy value ({_short(value)})",
-                "the script returns a truthy value",
+                message,
+                "the script passes (a truthy value, {success: true} or nothing)",
                 f"it returned {_short(value)}",
             )
-        return f"JavaScript returned {_short(value)}"
+        return "JavaScript completed" if value is None else f"JavaScript returned {_short(value)}"
 
     async def _evaluate(self, code: str) -> Any:
         """Evaluate ``code`` as an expression or, when it has top-level return/await, as the
@@ -698,10 +725,14 @@ async def _in_browser(
                     ignore_https_errors=True,
                 )
                 context.set_default_timeout(run.step_timeout_ms)
+                guard = NetworkGuard(run.network, log)
+                await guard.install(context)
                 page = await context.new_page()
             except PlaywrightError as exc:
                 raise BrowserLaunchError(f"cannot open a browser page: {_first_line(exc)}") from exc
-            return await _Session(run, context, page, clock, log).execute(steps)
+            session = _Session(run, context, page, clock, log)
+            session.guard = guard
+            return await session.execute(steps)
         finally:
             try:
                 await browser.close()

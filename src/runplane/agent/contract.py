@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from runplane.domain.network import NetworkPolicy
+
 StepType = Literal["act", "assert", "javascript", "screenshot", "login", "files"]
 StepStatus = Literal["passed", "failed"]
 Verdict = Literal["PASS", "FAILED"]
@@ -63,6 +65,8 @@ class RunInput(_Model):
     screenshot_dir: str
     step_timeout_ms: int = Field(default=DEFAULT_STEP_TIMEOUT_MS, ge=1, le=MAX_STEP_TIMEOUT_MS)
     viewport: Viewport | None = None
+    #: What the browser may load (``runplane.domain.network.NetworkPolicy``).
+    network: NetworkPolicy = NetworkPolicy.ANY
 
     @field_validator("screenshot_dir")
     @classmethod

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 
 from runplane import __version__
 from runplane.api.demo_site import create_demo_site
@@ -53,6 +55,12 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
     )
     app.mount("/api/v1", create_sample_platform_app(gate, worker_slots))
     app.mount("/ta", create_tester_army_app(gate))
+    for route in app.routes:
+        if isinstance(route, Mount):
+            # A mount's pattern does not match a newline inside the rest of the path, and a
+            # request it misses would skip the dialect's gate (auth, envelope, headers):
+            # let the dialect see every path under its prefix.
+            route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
     if settings.demo_site:
         app.mount("/demo-site", create_demo_site())
 

@@ -38,7 +38,8 @@ class GateState:
 class GatePolicy:
     """What one dialect's gate does differently."""
 
-    #: Rate-limit buckets are named ``{name}-read`` / ``{name}-write``.
+    #: Names the dialect's token-creation bucket (``{name}-token-create``); the read and
+    #: write budgets are shared by all dialects, per token.
     name: str
     #: (method or None for any, path) that need no token.
     public: frozenset[tuple[str | None, str]]

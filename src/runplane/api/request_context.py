@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from starlette.routing import compile_path
 
 from runplane.domain.types import Principal
 from runplane.services.context import Context
+
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 
 def get_ctx(request: Request) -> Context:
@@ -27,3 +30,23 @@ def current_principal(request: Request) -> Principal:
 
 Ctx = Annotated[Context, Depends(get_ctx)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def allow_header(app: FastAPI, request: Request, alias: str = "") -> dict[str, str]:
+    """``Allow`` with every documented method of the request's path in the dialect ``app``
+    (Starlette names only the methods of the first route that matched the path).
+
+    ``alias`` is a path prefix served like the documented one (``/api`` before ``/v1``).
+    """
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path[len(root) :] if root and path.startswith(root) else path
+    if alias and path.startswith(alias + "/"):
+        path = path[len(alias) :]
+    methods: set[str] = set()
+    for template, item in app.openapi().get("paths", {}).items():
+        regex, _, _ = compile_path(template)
+        if regex.match(path):
+            methods |= {m.upper() for m in item} & _HTTP_METHODS
+    if "GET" in methods:
+        methods.add("HEAD")
+    return {"Allow": ", ".join(sorted(methods))} if methods else {}

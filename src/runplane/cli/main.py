@@ -15,6 +15,7 @@ import uvicorn
 
 from runplane.config import Settings
 from runplane.domain.errors import RunplaneError
+from runplane.domain.network import NetworkPolicy
 from runplane.domain.permissions import Role, Scope
 from runplane.runtime import Runtime
 from runplane.services import accounts, demo, projects
@@ -84,7 +85,10 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if with_demo:
         public = f"http://{host}:{port}"
-        settings = settings.model_copy(update={"demo_site": True, "public_url": public})
+        # The demo shop is on this machine: browser runs may load local pages here.
+        settings = settings.model_copy(
+            update={"demo_site": True, "public_url": public, "browser_network": NetworkPolicy.ANY}
+        )
         info = _run(settings, lambda ctx: demo.ensure_demo(ctx, f"{public}/demo-site/"))
         _print_demo(info, host, port)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -8,18 +8,24 @@ and time limits kill the browser with it. See ``docs/browser-agent.md``.
 
 from __future__ import annotations
 
-import json
+import re
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runplane.agent import agent_argv
 from runplane.store.models import BrowserRun, Run
 
 #: Screenshots kept per run at most, and the largest one kept.
 MAX_SCREENSHOTS = 50
 MAX_SCREENSHOT_BYTES = 20 * 1024 * 1024
+#: Names a screenshot may have (they become URL path segments).
+SCREENSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+#: Longest text field kept from the output.
+MAX_TEXT = 20_000
 #: The largest output document read from the agent.
 MAX_OUTPUT_BYTES = 5 * 1024 * 1024
 
@@ -29,7 +35,7 @@ class AgentOutputInvalid(Exception):
 
 
 def agent_command(configured: str) -> str:
-    return configured or f"{shlex.quote(sys.executable)} -m runplane.agent"
+    return configured or shlex.join(agent_argv())
 
 
 def agent_input(
@@ -39,6 +45,7 @@ def agent_input(
     credentials: list[dict[str, str]] | None,
     screenshot_dir: Path,
     step_timeout_ms: int,
+    network: str,
 ) -> dict[str, Any]:
     data = browser.input
     return {
@@ -50,6 +57,7 @@ def agent_input(
         "credentials": credentials,
         "screenshotDir": str(screenshot_dir),
         "stepTimeoutMs": step_timeout_ms,
+        "network": network,
     }
 
 
@@ -64,7 +72,7 @@ class AgentResult:
 
 def _screenshot(directory: Path, name: Any) -> Path | None:
     """The file ``name`` refers to, only if it is a plain file name inside ``directory``."""
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+    if not isinstance(name, str) or not SCREENSHOT_NAME.fullmatch(name):
         return None
     path = (directory / name).resolve()
     if not path.is_relative_to(directory.resolve()) or not path.is_file():
@@ -74,15 +82,58 @@ def _screenshot(directory: Path, name: Any) -> Path | None:
     return path
 
 
+class _Lenient(BaseModel):
+    # Any agent may add fields; what we keep must have the documented types.
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Step(_Lenient):
+    stepIndex: int = Field(ge=0)
+    title: str = Field(max_length=MAX_TEXT)
+    status: Literal["passed", "failed"]
+    summary: str | None = Field(default=None, max_length=MAX_TEXT)
+    error: str | None = Field(default=None, max_length=MAX_TEXT)
+    errorCode: str | None = Field(default=None, max_length=100)
+    startedAtMs: int | None = None
+    completedAtMs: int | None = None
+
+
+class _Issue(_Lenient):
+    name: str = Field(max_length=MAX_TEXT)
+    description: str = Field(max_length=MAX_TEXT)
+    url: str = Field(max_length=MAX_TEXT)
+    type: Literal["issue", "warning"] = "issue"
+    severity: int | None = Field(default=None, ge=1, le=5)
+    reproductionSteps: list[str] = Field(default_factory=list, max_length=100)
+    expectedBehavior: str | None = Field(default=None, max_length=MAX_TEXT)
+    actualBehavior: str | None = Field(default=None, max_length=MAX_TEXT)
+    screenshotUrl: str | None = None
+    tMs: int | None = None
+
+
+class _Output(_Lenient):
+    """The Tester Army TestOutput, as far as runplane stores and shows it."""
+
+    featureName: str = Field(default="", max_length=MAX_TEXT)
+    result: Literal["PASS", "FAILED"]
+    description: str = Field(default="", max_length=MAX_TEXT)
+    screenshots: list[str] = Field(default_factory=list, max_length=MAX_SCREENSHOTS)
+    issues: list[_Issue] = Field(default_factory=list, max_length=100)
+    steps: list[_Step] = Field(default_factory=list, max_length=1000)
+
+
 def read_agent_output(path: Path, screenshot_dir: Path) -> AgentResult:
     try:
         if path.stat().st_size > MAX_OUTPUT_BYTES:
             raise AgentOutputInvalid("the output document is too large")
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise AgentOutputInvalid(f"no readable JSON output ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("result") not in ("PASS", "FAILED"):
-        raise AgentOutputInvalid('the output has no "result" of PASS or FAILED')
+        parsed = _Output.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise AgentOutputInvalid(f"no readable output ({exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        raise AgentOutputInvalid(f"not a TestOutput document ({where}: {first['msg']})") from None
+    doc = parsed.model_dump(exclude_none=True)
     kept: dict[str, Path] = {}
 
     def keep(name: Any) -> str | None:
@@ -92,19 +143,10 @@ def read_agent_output(path: Path, screenshot_dir: Path) -> AgentResult:
         kept[name] = found
         return str(name)
 
-    shots = doc.get("screenshots")
-    doc["screenshots"] = (
-        [n for n in (keep(s) for s in shots or []) if n is not None]
-        if isinstance(shots, list)
-        else []
-    )
-    issues = doc.get("issues")
-    if isinstance(issues, list):
-        for issue in issues:
-            if isinstance(issue, dict) and "screenshotUrl" in issue:
-                issue["screenshotUrl"] = keep(issue["screenshotUrl"])
-    else:
-        doc["issues"] = []
-    doc.setdefault("featureName", "")
-    doc.setdefault("description", "")
-    return AgentResult(output=doc, passed=doc["result"] == "PASS", screenshots=kept)
+    doc["screenshots"] = [n for n in (keep(s) for s in doc["screenshots"]) if n is not None]
+    for issue in doc["issues"]:
+        if "screenshotUrl" in issue:
+            issue["screenshotUrl"] = keep(issue["screenshotUrl"])
+            if issue["screenshotUrl"] is None:
+                del issue["screenshotUrl"]
+    return AgentResult(output=doc, passed=parsed.result == "PASS", screenshots=kept)

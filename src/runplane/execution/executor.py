@@ -311,6 +311,7 @@ class _Execution:
             credentials=credentials,
             screenshot_dir=shots,
             step_timeout_ms=settings.browser_step_timeout_ms,
+            network=settings.browser_network.value,
         )
         input_path, output_path = workspace.root / "input.json", workspace.root / "output.json"
         # The input may hold credentials: readable by this user only, deleted after the run.

@@ -26,9 +26,10 @@ from runplane.domain.permissions import Action
 from runplane.domain.status import TERMINAL, RunStatus
 from runplane.domain.types import Principal
 from runplane.services import runs as run_service
+from runplane.services import web_suite as web_suite_rules
 from runplane.services import webhooks
 from runplane.services.context import Context
-from runplane.services.policy import ensure_allowed
+from runplane.services.policy import actor_name, ensure_allowed
 from runplane.services.sealing import seal
 from runplane.services.usage import ensure_within_daily_limit
 from runplane.store import browser_runs as store
@@ -82,10 +83,6 @@ class BatchCancel:
     failed: list[str]
 
 
-def _who(actor: Principal | None) -> str:
-    return actor.display if actor else "operator"
-
-
 def _run_row(actor: Principal | None, repository: str) -> Run:
     return Run(
         user_id=actor.user_id if actor else None,
@@ -93,8 +90,16 @@ def _run_row(actor: Principal | None, repository: str) -> Run:
         branch=None,
         commit_sha="",
         platform=WEB_PLATFORM,
-        triggered_by=_who(actor),
+        triggered_by=actor_name(actor),
     )
+
+
+def _web_only(platform: str | None) -> None:
+    if platform is not None and platform not in web_suite_rules.SUPPORTED_PLATFORMS:
+        raise InvalidInput(
+            f"platform: {platform} runs are not supported (web only)",
+            {"platform": "Only web runs are supported."},
+        )
 
 
 def _checked_target(url: str | None) -> str | None:
@@ -114,7 +119,6 @@ async def _checked_webhook(ctx: Context, url: str | None) -> str | None:
 
 
 async def _insert(
-    ctx: Context,
     session: AsyncSession,
     actor: Principal | None,
     run: Run,
@@ -122,7 +126,7 @@ async def _insert(
     webhook_url: str | None,
     note: str,
 ) -> Run:
-    await store.insert(session, run, browser, EventSpec(note, _who(actor)))
+    await store.insert(session, run, browser, EventSpec(note, actor_name(actor)))
     if webhook_url is not None:
         await webhook_store.create_delivery(session, run.id, webhook_url)
     return run
@@ -157,13 +161,12 @@ async def submit_prompt(
     async with unit_of_work(ctx.sessions) as session:
         await ensure_within_daily_limit(ctx, session, actor)
         run = await _insert(
-            ctx,
             session,
             actor,
             _run_row(actor, PROMPT_REPOSITORY),
             browser,
             hook,
-            f"Prompt run queued by {_who(actor)}.",
+            f"Prompt run queued by {actor_name(actor)}.",
         )
     ctx.signals.run_queued(run.id)
     return run
@@ -196,9 +199,11 @@ async def submit_test(
     *,
     target_url: str | None = None,
     webhook_url: str | None = None,
+    platform: str | None = None,
 ) -> Run:
     """Queue one run of a stored test."""
     ensure_allowed(actor, Action.SUBMIT_RUN)
+    _web_only(platform)
     target_url = _checked_target(target_url)
     hook = await _checked_webhook(ctx, webhook_url)
     async with unit_of_work(ctx.sessions) as session:
@@ -210,13 +215,12 @@ async def submit_test(
         project = await _project_of(session, test)
         await ensure_within_daily_limit(ctx, session, actor)
         run = await _insert(
-            ctx,
             session,
             actor,
             _run_row(actor, f"web/{project.short_id}"),
             _test_browser_row(test, project, target_url, "structured_test"),
             hook,
-            f"Run of test {test.title!r} queued by {_who(actor)}.",
+            f"Run of test {test.title!r} queued by {actor_name(actor)}.",
         )
     ctx.signals.run_queued(run.id)
     return run
@@ -234,28 +238,33 @@ async def _start_batch(
     await store.add_batch(session, batch)
     started = []
     for position, test in enumerate(tests):
-        browser = _test_browser_row(test, project, batch.target_url, "api")
+        browser = _test_browser_row(test, project, batch.target_url, "structured_test")
         browser.batch_id = batch.id
         browser.batch_position = position
         started.append(
             await _insert(
-                ctx,
                 session,
                 actor,
                 _run_row(actor, f"web/{project.short_id}"),
                 browser,
                 None,
-                f"Run of test {test.title!r} queued in batch {batch.id} by {_who(actor)}.",
+                f"Run of test {test.title!r} queued in batch {batch.id} by {actor_name(actor)}.",
             )
         )
     return started
 
 
 async def submit_group(
-    ctx: Context, actor: Principal | None, group_id: str, *, target_url: str | None = None
+    ctx: Context,
+    actor: Principal | None,
+    group_id: str,
+    *,
+    target_url: str | None = None,
+    platform: str | None = None,
 ) -> BatchStart:
     """One run per enabled test of the group, sharing a new batch."""
     ensure_allowed(actor, Action.SUBMIT_RUN)
+    _web_only(platform)
     target_url = _checked_target(target_url)
     async with unit_of_work(ctx.sessions) as session:
         group = await web_suite.get_group(session, group_id)
@@ -265,6 +274,8 @@ async def submit_group(
         if project is None:  # pragma: no cover - the foreign key cascades
             raise GroupNotFound(group_id)
         tests = [t for t in await web_suite.group_tests(session, group_id) if t.enabled]
+        # The prep test (sign-in, seed data...) runs first; sorted() keeps the others' order.
+        tests = sorted(tests, key=lambda t: t.id != group.prep_test_id)
         if not tests:
             raise InvalidInput(
                 "groupId: The group has no enabled tests to run.", {"groupId": "No tests."}
@@ -273,6 +284,7 @@ async def submit_group(
             group_id=group.id,
             project_id=project.id,
             sequential=group.run_mode == "sequential",
+            prep_first=len(tests) > 1 and tests[0].id == group.prep_test_id,
             target_url=target_url,
         )
         started = await _start_batch(ctx, session, actor, batch, tests, project)
@@ -290,11 +302,14 @@ async def rerun_batch(ctx: Context, actor: Principal | None, batch_id: str) -> B
             raise BatchNotFound(batch_id)
         tests: list[WebTest] = []
         skipped: list[str] = []
-        for _run, browser in await store.batch_runs(session, batch_id):
+        members = await store.batch_runs(session, batch_id)
+        for _run, browser in members:
+            # A deleted test's link is gone (SET NULL); its id is still in the run's input.
+            test_id = browser.test_id or str(browser.input.get("testId") or "")
             test = await web_suite.get_test(session, browser.test_id) if browser.test_id else None
             if test is None or not test.enabled:
-                if browser.test_id:
-                    skipped.append(browser.test_id)
+                if test_id and test_id not in skipped:
+                    skipped.append(test_id)
                 continue
             if all(t.id != test.id for t in tests):
                 tests.append(test)
@@ -303,11 +318,14 @@ async def rerun_batch(ctx: Context, actor: Principal | None, batch_id: str) -> B
         )
         if not tests or project is None:
             raise Conflict("Batch cannot be re-run: none of its tests can run any more.")
+        led_by = members[0][1].test_id if members else None
         batch = RunBatch(
             group_id=source.group_id,
             project_id=project.id,
             source_batch_id=source.id,
             sequential=source.sequential,
+            # Still led by the prep test only if that test is still runnable.
+            prep_first=source.prep_first and len(tests) > 1 and tests[0].id == led_by,
             target_url=source.target_url,
         )
         started = await _start_batch(ctx, session, actor, batch, tests, project)
@@ -347,7 +365,7 @@ async def cancel_batch(ctx: Context, actor: Principal | None, batch_id: str) -> 
 async def _views(
     session: AsyncSession, rows: Sequence[tuple[Run, BrowserRun]]
 ) -> list[BrowserRunView]:
-    hooks = await store.deliveries_for_runs(session, [r.id for r, _ in rows])
+    hooks = await webhook_store.deliveries_for_runs(session, [r.id for r, _ in rows])
     return [BrowserRunView(r, b, hooks.get(r.id)) for r, b in rows]
 
 

@@ -17,3 +17,8 @@ def ensure_allowed(actor: Principal | None, action: Action) -> None:
     allowed = ACTION_ROLES[action]
     if actor.role not in allowed:
         raise RoleNotAllowed([r.value for r in allowed], actor.role.value)
+
+
+def actor_name(actor: Principal | None) -> str:
+    """How progress rows and ``triggered_by`` name who acted."""
+    return actor.display if actor else "operator"

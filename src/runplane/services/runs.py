@@ -23,7 +23,9 @@ from runplane.domain.permissions import Action
 from runplane.domain.status import TERMINAL, RunStatus
 from runplane.domain.types import Principal
 from runplane.services.context import Context
-from runplane.services.policy import ensure_allowed
+from runplane.services.policy import actor_name, ensure_allowed
+from runplane.services.usage import ensure_within_daily_limit
+from runplane.store import browser_runs as browser_store
 from runplane.store import projects as project_store
 from runplane.store import regression_runs
 from runplane.store import results as result_store
@@ -122,7 +124,7 @@ async def submit(
                 idempotency_key=idempotency_key,
                 request_fingerprint=fingerprint,
             )
-            await store.insert_run(session, run, EventSpec("Run queued.", _who(actor)))
+            await store.insert_run(session, run, EventSpec("Run queued.", actor_name(actor)))
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -149,10 +151,6 @@ async def _replay(ctx: Context, owner: int | None, key: str, fingerprint: str) -
             run_id=existing.id,
         )
     return existing
-
-
-def _who(actor: Principal | None) -> str:
-    return actor.display if actor else "operator"
 
 
 def _clean_reason(reason: str | None) -> str | None:
@@ -187,8 +185,8 @@ async def cancel(
             if status is RunStatus.CANCELING:
                 return CancelOutcome(Outcome.ACCEPTED, status)
             clean = _clean_reason(reason)
-            message = f"Canceled by {_who(actor)} via API" + (f": {clean}" if clean else "")
-            event = EventSpec(message, _who(actor))
+            message = f"Canceled by {actor_name(actor)} via API" + (f": {clean}" if clean else "")
+            event = EventSpec(message, actor_name(actor))
             if status is RunStatus.QUEUED:
                 done = await store.transition(
                     session,
@@ -230,7 +228,7 @@ async def cancel_queued(ctx: Context, actor: Principal | None, run_id: int) -> R
             session,
             run_id,
             RunStatus.CANCELED,
-            EventSpec(f"Canceled by {_who(actor)} via API (queued run).", _who(actor)),
+            EventSpec(f"Canceled by {actor_name(actor)} via API (queued run).", actor_name(actor)),
             expected={RunStatus.QUEUED},
             completed_at=utcnow(),
             reason="canceled",
@@ -300,14 +298,14 @@ async def retry(
             selected_tests=selected,
             regression_test_ids=regression_ids,
             retry_of=source.id,
-            triggered_by=_who(actor),
+            triggered_by=actor_name(actor),
         )
-        note = f"Retry of run {source.id} by {_who(actor)}" + (
+        note = f"Retry of run {source.id} by {actor_name(actor)}" + (
             " (failed tests only)" if failed_only else ""
         )
         if reason:
             note += f": {reason.strip()[:255]}"
-        await store.insert_run(session, new, EventSpec(note, _who(actor)))
+        await store.insert_run(session, new, EventSpec(note, actor_name(actor)))
     ctx.signals.run_queued(new.id)
     return new
 
@@ -368,6 +366,9 @@ async def restart(ctx: Context, actor: Principal | None, run_id: int) -> Run:
                 f"Run {run_id} is {status.value}; cancel it before restarting it.",
                 run_id=run_id,
             )
+        if await browser_store.get(session, run_id) is not None:
+            # A browser run executes again: it counts against the daily quota like a new one.
+            await ensure_within_daily_limit(ctx, session, actor)
         await store.clear_run_outputs(session, run_id)
         # A restarted run reports its new outcome to its webhook too.
         await webhook_store.reset_for_run(session, run_id)
@@ -376,7 +377,8 @@ async def restart(ctx: Context, actor: Principal | None, run_id: int) -> Run:
             run_id,
             RunStatus.QUEUED,
             EventSpec(
-                f"Restarted by {_who(actor)} via API; previous results deleted.", _who(actor)
+                f"Restarted by {actor_name(actor)} via API; previous results deleted.",
+                actor_name(actor),
             ),
             expected={status},
             queued_at=utcnow(),

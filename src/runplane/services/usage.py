@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from runplane.domain.errors import UsageLimitExceeded
 from runplane.domain.types import Principal
 from runplane.services.context import Context
+from runplane.store import accounts as account_store
 from runplane.store import browser_runs as store
 from runplane.store.models import utcnow
 
@@ -22,12 +23,14 @@ async def ensure_within_daily_limit(
 ) -> None:
     """Raise ``UsageLimitExceeded`` when ``wanted`` more runs would pass today's quota.
 
-    Checked in the transaction that inserts the runs: on SQLite that transaction holds
-    the write lock, so two requests cannot both take the last run of the quota.
+    Checked in the transaction that inserts the runs, with the user's row locked (on
+    SQLite the transaction holds the write lock anyway), so two requests cannot both take
+    the last run of the quota.
     """
     limit = ctx.settings.usage_runs_per_day
     if not limit or actor is None:
         return
+    await account_store.lock_user(session, actor.user_id)
     now = utcnow()
     start = _day_start(now)
     used = await store.created_since(session, actor.user_id, start)

@@ -6,7 +6,8 @@ same table: each attempt is made under an exclusive, expiring claim, and a retry
 just the row becoming due again at ``next_attempt_at`` (no in-process sleeping).
 Delivery is at-least-once: a deliverer that dies after the POST but before recording
 it lets the claim expire and the delivery is sent again; receivers deduplicate on
-``X-Runplane-Delivery``.
+``X-Runplane-Delivery`` (``<delivery id>.<generation>``: a run restarted in place
+reports again under a new key).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import socket
@@ -29,6 +29,7 @@ import httpx
 
 from runplane import __version__
 from runplane.domain.errors import InvalidInput
+from runplane.domain.network import IPAddress, address_problem, is_localhost_name, literal_ip
 from runplane.services.context import Context
 from runplane.store import webhooks as store
 from runplane.store.database import unit_of_work
@@ -50,8 +51,6 @@ DEFAULT_CONCURRENCY = 8
 CLAIM_MARGIN_SECONDS = 30.0
 _FIELD = "webhookUrl"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 # ---- signing ---------------------------------------------------------------------------
@@ -147,40 +146,6 @@ def _parse(url: str) -> httpx.URL:
     return parsed
 
 
-def _address_problem(ip: IPAddress) -> str | None:
-    """Why runplane must not connect to ``ip`` on a user's behalf (None: allowed)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        # ::ffff:127.0.0.1 reaches 127.0.0.1.
-        ip = ip.ipv4_mapped
-    for flag, what in (
-        (ip.is_loopback, "loopback"),
-        (ip.is_unspecified, "unspecified"),
-        (ip.is_link_local, "link-local"),
-        (ip.is_multicast, "multicast"),
-        (ip.is_private, "private"),
-        (ip.is_reserved, "reserved"),
-    ):
-        if flag:
-            return f"{ip} is a {what} address"
-    if not ip.is_global:
-        # Shared address space (100.64/10), benchmarking ranges and the like.
-        return f"{ip} is not a public address"
-    return None
-
-
-def _literal_ip(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-def _is_localhost_name(host: str) -> bool:
-    # RFC 6761: these always mean this machine; no resolution needed to refuse them.
-    name = host.lower().rstrip(".")
-    return name == "localhost" or name.endswith(".localhost")
-
-
 async def _resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
     """Every address ``host`` resolves to (the resolver blocks: run it in a thread)."""
     infos = await asyncio.wait_for(
@@ -188,7 +153,7 @@ async def _resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
     )
     found: list[IPAddress] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
-        ip = _literal_ip(str(sockaddr[0]))
+        ip = literal_ip(str(sockaddr[0]))
         if ip is not None and ip not in found:
             found.append(ip)
     if not found:
@@ -199,19 +164,20 @@ async def _resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
 async def _public_addresses(parsed: httpx.URL, timeout: float) -> list[IPAddress]:
     """The host's addresses, all public; raises ``_Forbidden`` or (DNS failure) ``OSError``."""
     host = parsed.host
-    literal = _literal_ip(host)
+    literal = literal_ip(host)
     if literal is not None:
         addresses = [literal]
-    elif _is_localhost_name(host):
+    elif is_localhost_name(host):
         raise _Forbidden(f"{host} is this machine")
     else:
         port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
         addresses = await _resolve(parsed.raw_host.decode("ascii"), port, timeout)
     for ip in addresses:
-        problem = _address_problem(ip)
+        problem = address_problem(ip)
         if problem is not None:
             # One private answer is enough: the connection could pick it.
-            raise _Forbidden(problem if literal is not None else f"{host} resolves to {problem}")
+            # For a name, say only that it is internal: the address would map the network.
+            raise _Forbidden(problem if literal is not None else f"{host} is an internal host")
     return addresses
 
 
@@ -284,6 +250,12 @@ class _Claimed:
     attempts: int
     #: The value written into ``claimed_until``: the claim's fencing token.
     until: datetime
+    #: How often the run was restarted: part of the delivery id receivers deduplicate on.
+    generation: int = 0
+
+    @property
+    def delivery_key(self) -> str:
+        return f"{self.id}.{self.generation}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +359,9 @@ class WebhookDeliverer:
                 # Re-read under the claim: a restart may have reset it since the query.
                 row = await store.get(session, delivery_id)
                 if row is not None:
-                    claimed.append(_Claimed(row.id, row.run_id, row.url, row.attempts, until))
+                    claimed.append(
+                        _Claimed(row.id, row.run_id, row.url, row.attempts, until, row.generation)
+                    )
         return claimed
 
     # -- one attempt -----------------------------------------------------------------
@@ -451,7 +425,7 @@ class WebhookDeliverer:
                     **target.headers,
                     "Content-Type": "application/json",
                     SIGNATURE_HEADER: sign(self._key, timestamp, body),
-                    DELIVERY_HEADER: str(delivery.id),
+                    DELIVERY_HEADER: delivery.delivery_key,
                     EVENT_HEADER: EVENT,
                 }
                 response = await self._client.post(

@@ -59,3 +59,9 @@ async def revoke_token(session: AsyncSession, token_id: int, when: datetime) -> 
 
 async def touch_token(session: AsyncSession, token_id: int, when: datetime) -> None:
     await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=when))
+
+
+async def lock_user(session: AsyncSession, user_id: int) -> None:
+    """Row-lock the user until commit on PostgreSQL (SQLite's write lock already covers it),
+    so per-user quota checks of concurrent requests run one after the other."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())

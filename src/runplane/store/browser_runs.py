@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runplane.domain.status import RunStatus
 from runplane.store import runs as run_store
-from runplane.store.models import BrowserRun, Run, RunBatch, RunScreenshot, WebhookDelivery
+from runplane.store.models import BrowserRun, Run, RunBatch, RunScreenshot
 from runplane.store.runs import EventSpec
 
 
@@ -21,7 +21,6 @@ class BrowserRunFilter:
     statuses: frozenset[RunStatus] | None = None
     project_id: str | None = None
     test_id: str | None = None
-    batch_id: str | None = None
 
 
 async def insert(session: AsyncSession, run: Run, browser: BrowserRun, event: EventSpec) -> Run:
@@ -61,8 +60,6 @@ async def list_page(
         query = query.where(BrowserRun.project_id == flt.project_id)
     if flt.test_id is not None:
         query = query.where(BrowserRun.test_id == flt.test_id)
-    if flt.batch_id is not None:
-        query = query.where(BrowserRun.batch_id == flt.batch_id)
     if before_id is not None:
         query = query.where(Run.id < before_id)
     rows = await session.execute(query.order_by(Run.id.desc()).limit(limit))
@@ -124,21 +121,3 @@ async def get_screenshot(session: AsyncSession, run_id: int, name: str) -> RunSc
     return await session.scalar(
         select(RunScreenshot).where(RunScreenshot.run_id == run_id, RunScreenshot.name == name)
     )
-
-
-async def screenshots(session: AsyncSession, run_id: int) -> Sequence[RunScreenshot]:
-    rows = await session.scalars(
-        select(RunScreenshot).where(RunScreenshot.run_id == run_id).order_by(RunScreenshot.id)
-    )
-    return rows.all()
-
-
-async def deliveries_for_runs(
-    session: AsyncSession, run_ids: Collection[int]
-) -> dict[int, WebhookDelivery]:
-    if not run_ids:
-        return {}
-    rows = await session.scalars(
-        select(WebhookDelivery).where(WebhookDelivery.run_id.in_(list(run_ids)))
-    )
-    return {d.run_id: d for d in rows.all()}

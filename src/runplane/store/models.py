@@ -469,6 +469,8 @@ class RunBatch(Base):
     )
     source_batch_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     sequential: Mapped[bool] = mapped_column(default=False)
+    #: The group's prep test is the batch's first run; the others wait until it is done.
+    prep_first: Mapped[bool] = mapped_column(default=False)
     target_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -531,6 +533,8 @@ class WebhookDelivery(Base):
     #: ``pending`` → ``delivered`` | ``failed`` (the run object's ``webhookStatus``).
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Bumped by an in-place restart of the run (a new outcome to report).
+    generation: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: A deliverer holds the row until then (several processes may deliver).
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

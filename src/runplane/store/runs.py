@@ -213,7 +213,8 @@ async def list_runs(
 
 
 def _waits_for_batch_sibling() -> ColumnElement[bool]:
-    """A run of a sequential batch waits while an earlier run of its batch is unfinished."""
+    """A run of a sequential batch waits while an earlier run of its batch is unfinished;
+    in a batch led by a prep test, every other run waits for that first one."""
     me, sibling, sibling_run = aliased(BrowserRun), aliased(BrowserRun), aliased(Run)
     return exists(
         select(me.run_id)
@@ -222,7 +223,8 @@ def _waits_for_batch_sibling() -> ColumnElement[bool]:
         .join(sibling_run, sibling_run.id == sibling.run_id)
         .where(
             me.run_id == Run.id,
-            RunBatch.sequential.is_(True),
+            RunBatch.sequential.is_(True)
+            | (RunBatch.prep_first.is_(True) & (sibling.batch_position == 0)),
             sibling.batch_position < me.batch_position,
             sibling_run.status.notin_([s.value for s in TERMINAL]),
         )

@@ -32,28 +32,20 @@ async def create_delivery(session: AsyncSession, run_id: int, url: str) -> Webho
     return delivery
 
 
-async def get_for_run(session: AsyncSession, run_id: int) -> WebhookDelivery | None:
-    return await session.scalar(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.run_id == run_id)
-        .execution_options(populate_existing=True)
-    )
-
-
 async def get(session: AsyncSession, delivery_id: int) -> WebhookDelivery | None:
     return await session.get(WebhookDelivery, delivery_id, populate_existing=True)
 
 
-async def states_for_runs(session: AsyncSession, run_ids: Collection[int]) -> dict[int, str]:
-    """``run_id -> state`` for the runs that have a delivery (a page of run objects)."""
+async def deliveries_for_runs(
+    session: AsyncSession, run_ids: Collection[int]
+) -> dict[int, WebhookDelivery]:
+    """The delivery of each of ``run_ids`` that has one (shown as ``webhookStatus``)."""
     if not run_ids:
         return {}
-    rows = await session.execute(
-        select(WebhookDelivery.run_id, WebhookDelivery.state).where(
-            WebhookDelivery.run_id.in_(list(run_ids))
-        )
+    rows = await session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.run_id.in_(list(run_ids)))
     )
-    return {run_id: state for run_id, state in rows.all()}
+    return {d.run_id: d for d in rows.all()}
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -173,6 +165,7 @@ async def reset_for_run(session: AsyncSession, run_id: int) -> None:
         .values(
             state=PENDING,
             attempts=0,
+            generation=WebhookDelivery.generation + 1,
             next_attempt_at=utcnow(),
             claimed_until=None,
             last_status_code=None,

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runplane.api.request_context import allow_header
 from runplane.domain import errors as de
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 500
 PATH_IDS = frozenset({"run_id", "token_id", "project_id", "regression_test_id", "sample_id"})
 _INT_MAX = 2147483647
-_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 #: Domain error class -> (HTTP status, code).
 STATUS_OF: dict[type[de.RunplaneError], tuple[int, str]] = {
@@ -73,7 +73,10 @@ def domain_error_response(exc: de.RunplaneError) -> JSONResponse:
         details = {"resource": exc.resource, "id": exc.ident}
     if isinstance(exc, de.DuplicateName) and "fields" not in details:
         details = {"fields": {"token_name": [exc.message]}}
-    return error_response(status, code, exc.message, details)
+    headers = (
+        {"Retry-After": str(exc.retry_after)} if isinstance(exc, de.UsageLimitExceeded) else {}
+    )
+    return error_response(status, code, exc.message, details, headers)
 
 
 def _field_message(location: str, name: str, error: Mapping[str, Any]) -> str:
@@ -110,17 +113,6 @@ def validation_details(errors: Sequence[Any]) -> tuple[str, dict[str, list[str]]
     return messages[0], fields
 
 
-def _allow(request: Request) -> dict[str, str]:
-    """``Allow`` with every method of the path: Starlette names only the first route's."""
-    route = request.scope.get("route")
-    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
-    documented = {m.upper() for m in paths.get(getattr(route, "path_format", ""), {})}
-    methods = documented & _HTTP_METHODS
-    if "GET" in methods:
-        methods.add("HEAD")
-    return {"Allow": ", ".join(sorted(methods))} if methods else {}
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(de.RunplaneError)
     async def _domain(_: Request, exc: de.RunplaneError) -> JSONResponse:
@@ -140,7 +132,7 @@ def install(app: FastAPI) -> None:
                 405,
                 "method_not_allowed",
                 f"Method {request.method} is not allowed for this resource.",
-                headers={**(exc.headers or {}), **_allow(request)},
+                headers={**(exc.headers or {}), **allow_header(app, request)},
             )
         code = "validation_error" if 400 <= exc.status_code < 500 else "internal_error"
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)

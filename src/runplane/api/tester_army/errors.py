@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from runplane.api.rate_limits import Decision
+from runplane.api.request_context import allow_header
 from runplane.domain import errors as de
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ def validation_message(errors: Sequence[Any]) -> str:
         loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
         name = ".".join(loc) or "body"
         kind = str(error.get("type", ""))
+        if kind == "json_invalid":
+            parts.append("body: Invalid JSON")
+            continue
         message = "Required" if kind == "missing" else str(error.get("msg", "Invalid value"))
         parts.append(f"{name}: {message}")
     return "; ".join(parts) or "Invalid input parameters."
@@ -132,7 +136,7 @@ def install(app: FastAPI) -> None:
                 405,
                 "MethodNotAllowed",
                 f"Method {request.method} is not allowed for this resource.",
-                headers=exc.headers,
+                headers={**(exc.headers or {}), **allow_header(app, request, alias="/api")},
             )
         error = "ValidationError" if 400 <= exc.status_code < 500 else "InternalError"
         return error_response(exc.status_code, error, str(exc.detail), headers=exc.headers)

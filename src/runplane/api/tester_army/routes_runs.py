@@ -35,6 +35,7 @@ from runplane.api.tester_army.views import run_object
 from runplane.domain.dialects import TESTER_ARMY_FILTER, TESTER_ARMY_STATUS
 from runplane.domain.errors import TransitionRejected
 from runplane.domain.status import RunStatus
+from runplane.execution.browser import SCREENSHOT_NAME
 from runplane.services import browser_runs
 from runplane.services import runs as run_service
 from runplane.services.browser_runs import Credential
@@ -56,13 +57,6 @@ def _credentials(body: CreateRunBody) -> list[Credential]:
     if isinstance(given, list):
         return [Credential(c.username, c.password) for c in given]
     return [Credential(given.email, given.password)]
-
-
-def _web_only(platform: str | None) -> None:
-    if platform not in (None, "web"):
-        raise DialectError(
-            400, "ValidationError", f"platform: {platform} runs are not supported (web only)"
-        )
 
 
 async def _rendered(ctx: Any, request: Request, run_id: int) -> dict[str, Any]:
@@ -123,7 +117,9 @@ async def list_runs(
     cursor: Annotated[str | None, Query(max_length=200, description="From nextCursor.")] = None,
 ) -> dict[str, Any]:
     position = decode_cursor(cursor)
-    if position is not None and (not isinstance(position, int) or isinstance(position, bool)):
+    if position is not None and (
+        not isinstance(position, int) or isinstance(position, bool) or not 0 < position < 2**63
+    ):
         raise DialectError(400, "ValidationError", "cursor: Invalid cursor")
     flt = BrowserRunFilter(
         statuses=TESTER_ARMY_FILTER[status] if status else None,
@@ -181,7 +177,7 @@ async def cancel_run(id: UUID, ctx: Ctx, actor: RunControl) -> dict[str, Any]:
 )
 async def get_screenshot(
     id: UUID,
-    name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")],
+    name: Annotated[str, Path(pattern=f"^{SCREENSHOT_NAME.pattern}$")],
     ctx: Ctx,
     _: RunsRead,
 ) -> StreamingResponse:
@@ -198,6 +194,8 @@ async def get_screenshot(
     status_code=202,
     operation_id="run-a-test",
     summary="Run a stored test",
+    description="Only `web` runs are supported: `platform` ios/android is a 400. "
+    "runplane extensions: `targetUrl` (instead of the project's URL), `webhookUrl`.",
     response_model=StoredTestRunAccepted,
     responses=errors(404, 409),
 )
@@ -205,9 +203,13 @@ async def run_test(
     testId: UUID, ctx: Ctx, actor: RunSubmit, body: StoredTestRunBody | None = None
 ) -> dict[str, Any]:
     body = body or StoredTestRunBody()
-    _web_only(body.platform)
     run = await browser_runs.submit_test(
-        ctx, actor, str(testId), target_url=body.targetUrl, webhook_url=body.webhookUrl
+        ctx,
+        actor,
+        str(testId),
+        target_url=body.targetUrl,
+        webhook_url=body.webhookUrl,
+        platform=body.platform,
     )
     return {"status": "queued", "runId": run.uuid, "testId": str(testId)}
 
@@ -217,6 +219,8 @@ async def run_test(
     status_code=202,
     operation_id="trigger-a-test-group-run",
     summary="Run every test of a group (one batch)",
+    description="One run per enabled test; the group's prep test first (the others wait "
+    "for it). Only `web` runs are supported: `platform` ios/android is a 400.",
     response_model=BatchStarted,
     responses=errors(404),
 )
@@ -224,8 +228,9 @@ async def run_group(
     groupId: UUID, ctx: Ctx, actor: RunSubmit, body: GroupRunBody | None = None
 ) -> dict[str, Any]:
     body = body or GroupRunBody()
-    _web_only(body.platform)
-    started = await browser_runs.submit_group(ctx, actor, str(groupId), target_url=body.targetUrl)
+    started = await browser_runs.submit_group(
+        ctx, actor, str(groupId), target_url=body.targetUrl, platform=body.platform
+    )
     ids = [r.uuid for r in started.runs]
     return {
         "status": "queued",

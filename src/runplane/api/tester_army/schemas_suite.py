@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from runplane.api.tester_army.formats import iso_ms
@@ -38,6 +39,7 @@ def _reject_null(value: Any) -> Any:
     return value
 
 
+#: Omitted is fine, null is not; ``SkipJsonSchema[None]`` keeps null out of the document.
 _NotNull = BeforeValidator(_reject_null)
 
 
@@ -85,8 +87,9 @@ class JavascriptStep(Body):
     code: str = Field(
         min_length=1,
         max_length=100_000,
-        description="JavaScript run in the page as an awaited function body; it passes "
-        "unless it throws or returns `{success: false, reason}`.",
+        description="JavaScript run in the page (an expression, or an awaited function body "
+        "when it uses `return`/`await`). It fails when it throws, returns "
+        "`{success: false, reason}` or another falsy value; it passes otherwise.",
     )
 
 
@@ -113,8 +116,8 @@ class ProjectCreate(Body):
 
 
 class ProjectUpdate(Body):
-    name: Annotated[Name | None, _NotNull] = None
-    url: Annotated[Url | None, _NotNull] = None
+    name: Annotated[Name | SkipJsonSchema[None], _NotNull] = None
+    url: Annotated[Url | SkipJsonSchema[None], _NotNull] = None
     description: ProjectDescription | None = None
 
     def changes(self) -> dict[str, Any]:
@@ -136,10 +139,10 @@ class TestCreate(Body):
 class TestUpdate(Body):
     __test__ = False
 
-    title: Annotated[TestTitle | None, _NotNull] = None
+    title: Annotated[TestTitle | SkipJsonSchema[None], _NotNull] = None
     description: str | None = None
-    steps: Annotated[Steps | None, _NotNull] = None
-    enabled: Annotated[StrictBool | None, _NotNull] = None
+    steps: Annotated[Steps | SkipJsonSchema[None], _NotNull] = None
+    enabled: Annotated[StrictBool | SkipJsonSchema[None], _NotNull] = None
 
     def changes(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -158,8 +161,8 @@ class GroupCreate(Body):
 
 
 class GroupUpdate(Body):
-    name: Annotated[Name | None, _NotNull] = None
-    runMode: Annotated[RunMode | None, _NotNull] = None
+    name: Annotated[Name | SkipJsonSchema[None], _NotNull] = None
+    runMode: Annotated[RunMode | SkipJsonSchema[None], _NotNull] = None
     prepTestId: UUID | None = None
 
     def changes(self) -> dict[str, Any]:

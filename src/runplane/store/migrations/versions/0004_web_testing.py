@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("url", sa.String(length=2000), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column(
             "next_attempt_at", runplane.store.models.UTCDateTime(timezone=True), nullable=False
         ),
@@ -142,6 +143,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.String(length=36), nullable=True),
         sa.Column("source_batch_id", sa.String(length=36), nullable=True),
         sa.Column("sequential", sa.Boolean(), nullable=False),
+        sa.Column("prep_first", sa.Boolean(), nullable=False),
         sa.Column("target_url", sa.String(length=2000), nullable=True),
         sa.Column("created_at", runplane.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
