@@ -28,6 +28,7 @@ import pytest
 import pytest_asyncio
 
 from runplane.api.app import create_app
+from runplane.api.security_headers import API_SECURITY_HEADERS
 from runplane.domain.permissions import ALL_SCOPES, Role, Scope, scopes_allowed_for
 from runplane.services import accounts
 from tests.conftest import Api, make_settings
@@ -352,21 +353,44 @@ async def test_401_comes_before_path_and_body_checks(matrix: Matrix, route: Rout
 async def test_401_even_when_the_path_id_holds_a_newline(matrix: Matrix) -> None:
     """The gate answers before routing, whatever the path holds.
 
-    Fails today: a newline inside a path segment (``/ta/v1/runs/a%0Ab``) makes the
-    ``/ta`` mount's pattern miss, so the request skips the dialect's gate and the outer
-    app (``api/app.py``, ``_outer_http_error``) answers 404 in the native envelope,
-    without the security headers.
+    Without a key: 401 ``Unauthorized``; with one, the malformed id is a 400
+    ``ValidationError`` (a project reference is any string: 404 ``NotFound``). Both in
+    the dialect's envelope and with the security headers. Regression: a newline inside
+    a path segment (``/ta/v1/runs/a%0Ab``) made the ``/ta`` mount's pattern miss, so the
+    request skipped the dialect's gate and the outer app (``api/app.py``,
+    ``_outer_http_error``) answered 404 in the native envelope, without those headers.
     """
+    admin = await matrix.headers(Role.ADMIN, ALL_SCOPES)
     wrong = []
     for route in ROUTES:
         if "{" not in route.path:
             continue
+        by_ref = "{projectId}" in route.path
         for base in (BASE, ALIAS):
             url = route.url(base).replace(MISSING, "a%0Ab").replace(MISSING_REF, "a%0Ab")
-            response = await matrix.call(route, {}, url=url)
-            if response.status_code != 401 or response.json() != UNAUTHORIZED:
-                wrong.append(f"{route.method} {url} → {response.status_code} {response.text}")
-    assert not wrong, "not answered by the gate:\n" + "\n".join(wrong)
+            for headers, status, error in (
+                ({}, 401, "Unauthorized"),
+                (admin, 404 if by_ref else 400, "NotFound" if by_ref else "ValidationError"),
+            ):
+                response = await matrix.call(route, headers, url=url)
+                body = response.json()
+                missing = {
+                    name: response.headers.get(name)
+                    for name, value in API_SECURITY_HEADERS.items()
+                    if response.headers.get(name) != value
+                }
+                if (
+                    response.status_code != status
+                    or set(body) != {"error", "message"}
+                    or body["error"] != error
+                    or (status == 401 and body != UNAUTHORIZED)
+                    or missing
+                ):
+                    wrong.append(
+                        f"{route.method} {url} (key: {bool(headers)}) → {response.status_code} "
+                        f"{response.text}, security headers wrong: {missing}"
+                    )
+    assert not wrong, "not answered by the dialect:\n" + "\n".join(wrong)
 
 
 async def test_revoked_key_is_401(matrix: Matrix) -> None:

@@ -18,10 +18,10 @@ shuts it down at the end. Deleting a seeded project, test or group would leave t
 operations after it with nothing to find, so such a DELETE is pointed at a throwaway
 copy made through the API just before.
 
-Three application bugs the fuzzing runs into are stepped around in it (each marked
-KNOWN BUG where it is) and asserted, failing until fixed, by the targeted tests at the
-end: PATCH fields documented nullable but rejected as null; a 405's ``Allow`` naming
-only one route's methods; a newline in a path id escaping the dialect's envelope.
+The targeted tests at the end guard against three bugs the fuzzing once ran into: PATCH
+fields documented nullable but rejected as null (the document no longer declares null
+for them, and null is still a 400); a 405's ``Allow`` naming only one route's methods;
+a newline in a path id escaping the dialect's gate and envelope.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import asyncio
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import schemathesis
@@ -42,6 +42,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from runplane.api.app import create_app
+from runplane.api.security_headers import API_SECURITY_HEADERS
 from runplane.config import Settings
 from runplane.domain.permissions import ALL_SCOPES, Role
 from runplane.runtime import Runtime
@@ -60,7 +61,7 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
     "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
 )
-#: PATCH fields the document declares nullable but the server rejects as null (a bug).
+#: PATCH fields that may be left out but not set to null (the column needs a value).
 NOT_NULL_PATCH_FIELDS: dict[str, tuple[str, ...]] = {
     "/v1/projects/{projectId}": ("name", "url"),
     "/v1/tests/{testId}": ("title", "steps", "enabled"),
@@ -202,9 +203,6 @@ def _config(seed: Seed) -> SchemathesisConfig:
                 # group, the default group's deletion, a batch with nothing to re-run),
                 # or wait for a run no worker will take (504: workers are off).
                 "positive_data_acceptance": {"expected-statuses": ["2xx", 404, 409, 504, "5xx"]},
-                # KNOWN BUG, asserted by test_405_allow_lists_every_method_of_the_path:
-                # a 405's Allow names only one route's methods.
-                "allow_header_conformance": {"enabled": False},
             },
         }
     )
@@ -311,33 +309,8 @@ def _rejected_by_contract(case: Any, response: Any) -> bool:
         op == ("POST", "/v1/tests")
         and body.get("platform") == "mobile"
         and message.startswith("platform: Mobile apps are not supported"),
-        # KNOWN BUG, asserted by test_patch_accepts_null_where_the_document_allows_it:
-        # the document declares these PATCH fields nullable, the server rejects null.
-        case.method == "PATCH" and _only_null_rejected(case.path, body, message),
     )
     return any(rules)
-
-
-def _only_null_rejected(path: str, body: dict[str, Any], message: str) -> bool:
-    """Every complaint is "May not be null" about a field the case did send as null."""
-    sent_null = {f for f in NOT_NULL_PATCH_FIELDS.get(path, ()) if f in body and body[f] is None}
-    parts = message.split("; ")
-    return bool(sent_null) and all(
-        part.endswith(": May not be null") and part.split(": ", 1)[0] in sent_null for part in parts
-    )
-
-
-def _misses_the_mount(case: Any) -> bool:
-    """A newline before the path's end: the ``/ta`` mount's pattern does not match it."""
-    params = case.path_parameters or {}
-    if not all(isinstance(value, str) for value in params.values()):
-        return False
-    try:
-        # Generated path parameters arrive percent-encoded.
-        path = unquote(case.path.format(**params))
-    except (KeyError, IndexError, ValueError):
-        return False
-    return "\n" in path.rstrip("\n")
 
 
 def _times_out_as_documented(case: Any, response: Any) -> bool:
@@ -397,11 +370,6 @@ def test_ta_api_conforms_to_its_openapi(case: Any, target: Target) -> None:
     headers = target.headers
     _spare_seeded(case, target)
     response = case.call(headers=headers)
-    if _misses_the_mount(case):
-        # KNOWN BUG, asserted by test_a_newline_in_a_path_id_is_answered_by_the_dialect:
-        # the request falls through to the outer app, which answers in the native envelope.
-        assert response.status_code in (400, 404), response.text
-        return
     excluded: list[Any] = []
     if _rejected_by_contract(case, response):
         excluded.append(positive_data_acceptance)
@@ -416,7 +384,7 @@ def test_ta_api_conforms_to_its_openapi(case: Any, target: Target) -> None:
     )
 
 
-# ---- targeted checks of what the fuzzing above had to step around ---------------------
+# ---- regression tests of bugs the fuzzing above once ran into -------------------------
 
 
 def _path_parameters(seed: Seed, path: str) -> dict[str, str]:
@@ -431,45 +399,79 @@ def _path_parameters(seed: Seed, path: str) -> dict[str, str]:
     return {k: v for k, v in known.items() if "{" + k + "}" in path}
 
 
-def _nullable(schema: dict[str, Any]) -> bool:
-    return any(option.get("type") == "null" for option in schema.get("anyOf", ()))
+def _declares_null(schema: dict[str, Any]) -> bool:
+    """Whether a JSON Schema admits null, however it says so."""
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    if schema.get("nullable") is True:
+        return True
+    options = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
+    return any(_declares_null(option) for option in options)
 
 
-def test_patch_accepts_null_where_the_document_allows_it(api_schema: Any, target: Target) -> None:
-    """A field whose schema is ``anyOf [..., {type: null}]`` may be sent as null.
+def _header(response: Any, name: str) -> str:
+    """A header's value, whether the response keeps one string or a list per name."""
+    for key in (name, name.lower()):
+        values = response.headers.get(key)
+        if values is not None:
+            return ", ".join(values) if isinstance(values, list) else str(values)
+    return ""
 
-    Fails today: ProjectUpdate.name/url, TestUpdate.title/steps/enabled and
-    GroupUpdate.name/runMode are documented nullable, and the server answers 400
-    "May not be null" (see ``_NotNull`` in ``api/tester_army/schemas_suite.py``).
+
+def _security_headers_missing(response: Any) -> dict[str, str]:
+    return {
+        name: _header(response, name)
+        for name, value in API_SECURITY_HEADERS.items()
+        if _header(response, name) != value
+    }
+
+
+def test_patch_null_only_where_the_document_allows_it(api_schema: Any, target: Target) -> None:
+    """Null for a non-nullable PATCH field is a 400, and the document does not declare null.
+
+    Regression: ProjectUpdate.name/url, TestUpdate.title/steps/enabled and
+    GroupUpdate.name/runMode were documented ``anyOf [..., {type: null}]`` while the
+    server answered 400 "May not be null" (``_NotNull`` in
+    ``api/tester_army/schemas_suite.py``). The fields that do declare null take it.
     """
     document = api_schema.raw_schema
     components = document["components"]["schemas"]
-    rejected = []
+    wrong = []
+    not_nullable: dict[str, tuple[str, ...]] = {}
     for path, item in document["paths"].items():
         if "patch" not in item:
             continue
         ref = item["patch"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         properties = components[ref.rsplit("/", 1)[1]]["properties"]
+        not_nullable[path] = tuple(n for n, s in properties.items() if not _declares_null(s))
         operation = api_schema[path]["PATCH"]
         for name, schema in properties.items():
-            if not _nullable(schema):
-                continue
             response = operation.Case(
                 path_parameters=_path_parameters(target.seed, path),
                 body={name: None},
                 media_type="application/json",
             ).call(headers=target.headers)
-            if response.status_code != 200:
-                rejected.append(f"PATCH {path} {{{name!r}: null}} → {response.status_code}")
-    assert not rejected, "documented nullable, rejected as null:\n" + "\n".join(rejected)
+            body = response.json()
+            if _declares_null(schema):
+                if response.status_code != 200:
+                    wrong.append(f"PATCH {path} {{{name!r}: null}} (nullable) → {body}")
+            elif response.status_code != 400 or body != {
+                "error": "ValidationError",
+                "message": f"{name}: May not be null",
+            }:
+                wrong.append(f"PATCH {path} {{{name!r}: null}} → {response.status_code} {body}")
+    assert not wrong, "PATCH null answered against the document:\n" + "\n".join(wrong)
+    # The fields that need a value are exactly those the document keeps null out of.
+    assert not_nullable == NOT_NULL_PATCH_FIELDS
 
 
 def test_405_allow_lists_every_method_of_the_path(api_schema: Any, target: Target) -> None:
     """RFC 9110: ``Allow`` names the methods the resource supports, all of them.
 
-    Fails today on every path with more than one operation: the dialect's 405 handler
-    (``api/tester_army/errors.py``) passes on Starlette's header, which names only the
-    methods of the first route that matched the path (the native dialect fixes it up).
+    Regression: on every path with more than one operation the dialect's 405 handler
+    (``api/tester_army/errors.py``) passed on Starlette's header, which named only the
+    methods of the first route that matched the path.
     """
     wrong = []
     for path, item in api_schema.raw_schema["paths"].items():
@@ -482,20 +484,20 @@ def test_405_allow_lists_every_method_of_the_path(api_schema: Any, target: Targe
         )
         assert response.status_code == 405, (path, response.text)
         assert response.json()["error"] == "MethodNotAllowed", response.text
-        values = response.headers.get("allow") or response.headers.get("Allow") or []
-        raw = ", ".join(values) if isinstance(values, list) else str(values)
-        allow = {m.strip().upper() for m in raw.split(",") if m.strip()}
+        allow = {m.strip().upper() for m in _header(response, "Allow").split(",") if m.strip()}
         if allow - {"HEAD", "OPTIONS"} != documented:
             wrong.append(f"PUT {path}: Allow {sorted(allow)}, documented {sorted(documented)}")
     assert not wrong, "405 Allow headers missing methods:\n" + "\n".join(wrong)
 
 
 def test_a_newline_in_a_path_id_is_answered_by_the_dialect(api_schema: Any, target: Target) -> None:
-    """A malformed id is a 400 or 404 in the dialect's envelope, however it is malformed.
+    """A newline in a path id reaches the dialect: its gate, envelope and headers.
 
-    Fails today: with a newline inside a path segment (``/ta/v1/runs/a%0Ab``) the ``/ta``
-    mount's pattern does not match, and the outer app (``api/app.py``,
-    ``_outer_http_error``) answers 404 ``{code, message, details}``, the native envelope.
+    Without a token it is the gate's 401; with one, a malformed id is a 400
+    ``ValidationError`` (a project reference is any string: 404 ``NotFound``).
+    Regression: with a newline inside a path segment (``/ta/v1/runs/a%0Ab``) the ``/ta``
+    mount's pattern did not match, and the outer app (``api/app.py``,
+    ``_outer_http_error``) answered 404 in the native envelope, without the gate.
     """
     wrong = []
     for path, item in api_schema.raw_schema["paths"].items():
@@ -506,8 +508,23 @@ def test_a_newline_in_a_path_id_is_answered_by_the_dialect(api_schema: Any, targ
         name = next(iter(params))
         # Sent percent-encoded as is: httpx would drop a raw newline from the URL.
         case = api_schema[path][method].Case(path_parameters={**params, name: "a%0Ab"})
-        response = case.call(headers=target.headers)
-        body = response.json()
-        if response.status_code not in (400, 404) or set(body) != {"error", "message"}:
-            wrong.append(f"{method} {path} ({name}=a%0Ab) → {response.status_code} {body}")
+        expected = 404 if name == "projectId" else 400
+        for headers, status, error in (
+            ({}, 401, "Unauthorized"),
+            (target.headers, expected, "NotFound" if expected == 404 else "ValidationError"),
+        ):
+            response = case.call(headers=headers)
+            body = response.json()
+            missing = _security_headers_missing(response)
+            if (
+                response.status_code != status
+                or set(body) != {"error", "message"}
+                or body["error"] != error
+                or not (isinstance(body["message"], str) and body["message"])
+                or missing
+            ):
+                wrong.append(
+                    f"{method} {path} ({name}=a%0Ab, token: {bool(headers)}) → "
+                    f"{response.status_code} {body}, security headers wrong: {missing}"
+                )
     assert not wrong, "answered outside the dialect:\n" + "\n".join(wrong)

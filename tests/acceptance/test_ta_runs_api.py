@@ -188,7 +188,8 @@ async def test_cancel_only_cancels_queued_runs(api_no_workers: Api) -> None:
 async def test_usage_limit_answers_429_with_retry_after(api_no_workers: Api) -> None:
     api = api_no_workers
     headers = await api.ta_headers()
-    first = [await _submit(api, headers) for _ in range(5)][0]
+    created = [await _submit(api, headers) for _ in range(5)]
+    first = created[0]
     over = await api.client.post(f"{TA}/runs", headers=headers, json={"prompt": "open x"})
     assert over.status_code == 429
     assert over.json()["error"] == "UsageLimitExceeded"

@@ -451,7 +451,8 @@ class _Session:
         ]
         target = await self._find(tiers, f'field "{field}"')
         await self._timed(f'filling "{field}"', target.fill(action.value, timeout=self.timeout))
-        # Never echo the value: it may be a password typed literally into the prompt.
+        # The summary leaves the value out (it may be a password typed into the prompt);
+        # the step's title still holds it, so secrets belong in {{password}}, which is redacted.
         return f'Filled "{field}"'
 
     async def _select(self, action: Select) -> str:
