@@ -266,7 +266,6 @@ def api_schema(target: Target) -> Any:
 # ---- checks -------------------------------------------------------------------------
 
 
-@schemathesis.check
 def error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
     """Every 4xx/5xx body is exactly ``{code, message, details}``, ``details`` an object."""
     if response.status_code < 400:

@@ -243,8 +243,7 @@ EXTENDED_ERRORS = {
 }
 
 
-@schemathesis.check
-def error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
+def ta_error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
     """Every 4xx/5xx body is ``{error, message}``, both non-empty strings."""
     if response.status_code < 400:
         return None
@@ -379,7 +378,7 @@ def test_ta_api_conforms_to_its_openapi(case: Any, target: Target) -> None:
         response,
         headers=headers,
         transport_kwargs={"headers": headers},
-        additional_checks=[error_envelope],
+        additional_checks=[ta_error_envelope],
         excluded_checks=excluded,
     )
 

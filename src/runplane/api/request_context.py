@@ -42,11 +42,14 @@ def allow_header(app: FastAPI, request: Request, alias: str = "") -> dict[str, s
     path = path[len(root) :] if root and path.startswith(root) else path
     if alias and path.startswith(alias + "/"):
         path = path[len(alias) :]
-    methods: set[str] = set()
+    # The most specific documented paths win: /samples/upload, not /samples/{sample_id}.
+    matches: dict[int, set[str]] = {}
     for template, item in app.openapi().get("paths", {}).items():
-        regex, _, _ = compile_path(template)
+        regex, _, params = compile_path(template)
         if regex.match(path):
-            methods |= {m.upper() for m in item} & _HTTP_METHODS
+            found = matches.setdefault(len(params), set())
+            found |= {m.upper() for m in item} & _HTTP_METHODS
+    methods = matches[min(matches)] if matches else set()
     if "GET" in methods:
         methods.add("HEAD")
     return {"Allow": ", ".join(sorted(methods))} if methods else {}
