@@ -94,3 +94,9 @@ async def test_tester_army_cursor_list(tmp_path: Path, pg_url: str) -> None:
     async for api in _api(settings, run_workers=False):
         await ta.test_list_is_a_cursor_page_stable_under_inserts(api)
         await ta.test_cancel_only_cancels_queued_runs(api)
+
+
+async def test_project_parallel_limit(api_pg: Api, tmp_path: Path) -> None:
+    from tests.acceptance import test_project_concurrency as limits
+
+    await limits.test_runs_beyond_the_limit_wait_and_start_in_order(api_pg, tmp_path)

@@ -96,12 +96,15 @@ async def execute_run(
     """
     now = utcnow()
     async with unit_of_work(ctx.sessions) as session:
+        await store.lock_project_for_claim(session, run_id)
         run = await store.transition(
             session,
             run_id,
             RunStatus.RUNNING,
             EventSpec(f"Picked up by worker {worker_id}."),
             expected={RunStatus.QUEUED},
+            # At its project's parallel limit the run stays queued (and is offered again).
+            where=store.project_has_capacity(),
             worker_id=worker_id,
             started_at=now,
             lease_expires_at=now + timedelta(seconds=ctx.settings.lease_seconds),

@@ -33,6 +33,8 @@ class ProjectSpec:
     test_timeout_seconds: int = 600
     #: Glob patterns (relative to the checkout) of files each run keeps.
     artifact_paths: list[str] = field(default_factory=list)
+    #: Runs executing at once at most (None: no limit); the others wait in the queue.
+    max_parallel_runs: int | None = None
 
 
 async def create(ctx: Context, actor: Principal | None, spec: ProjectSpec) -> Project:

@@ -109,6 +109,8 @@ class Project(Base):
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     junit_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     platform: Mapped[str] = mapped_column(String(20), default="linux")
+    #: Runs of this project executing at once at most (null: no limit); others wait, in order.
+    max_parallel_runs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

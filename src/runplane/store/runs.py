@@ -15,6 +15,7 @@ from runplane.domain.status import PROGRESS_ON_ENTER, TERMINAL, RunStatus, sourc
 from runplane.store.models import (
     BrowserRun,
     OutputResult,
+    Project,
     RegressionResult,
     Run,
     RunBatch,
@@ -55,6 +56,7 @@ async def transition(
     expected: Collection[RunStatus] | None = None,
     owner: str | None = None,
     lease_expired_at: datetime | None = None,
+    where: ColumnElement[bool] | None = None,
     **fields: Any,
 ) -> Run | None:
     """Compare-and-set a run's status; the only code that writes ``runs.status``.
@@ -63,7 +65,8 @@ async def transition(
     table allows into ``target``). ``owner`` additionally requires the run to be
     owned by that worker, so a worker whose lease was reaped cannot finish a run it
     no longer owns; ``lease_expired_at`` requires the lease to have expired by then,
-    so the reaper never takes a run whose lease was just renewed. Returns the updated
+    so the reaper never takes a run whose lease was just renewed; ``where`` adds a
+    condition on the row (a claim: ``project_has_capacity()``). Returns the updated
     run, or ``None`` when the run was not in an allowed status (a lost race, which
     each caller handles). The event row is
     written in the same transaction.
@@ -81,6 +84,8 @@ async def transition(
         conditions.append(Run.worker_id == owner)
     if lease_expired_at is not None:
         conditions.append(Run.lease_expires_at < lease_expired_at)
+    if where is not None:
+        conditions.append(where)
     result = await session.execute(
         update(Run)
         .where(and_(*conditions))
@@ -231,11 +236,42 @@ def _waits_for_batch_sibling() -> ColumnElement[bool]:
     )
 
 
+def project_has_capacity() -> ColumnElement[bool]:
+    """The run's project runs fewer runs than its ``max_parallel_runs`` (or has no limit).
+
+    A condition on the ``runs`` row being claimed or listed; the claim also locks the
+    project row (``lock_project_for_claim``) so concurrent claims count one at a time.
+    """
+    limit = select(Project.max_parallel_runs).where(Project.id == Run.project_id).scalar_subquery()
+    other = aliased(Run)
+    active = (
+        select(func.count(other.id))
+        .where(
+            other.project_id == Run.project_id,
+            other.status.in_([RunStatus.RUNNING.value, RunStatus.CANCELING.value]),
+        )
+        .scalar_subquery()
+    )
+    return (Run.project_id.is_(None)) | limit.is_(None) | (active < limit)
+
+
+async def lock_project_for_claim(session: AsyncSession, run_id: int) -> None:
+    """Row-lock the run's project (PostgreSQL; SQLite's write lock covers it) so two
+    workers claiming runs of one project at once cannot both take its last slot."""
+    project_id = select(Run.project_id).where(Run.id == run_id).scalar_subquery()
+    await session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+
+
 async def next_queued_ids(session: AsyncSession, limit: int) -> Sequence[int]:
-    """Queued run ids in the order workers should take them (priority, then age)."""
+    """Queued run ids in the order workers should take them (priority, then age); runs of a
+    project at its parallel limit, or waiting for a batch sibling, are not offered."""
     rows = await session.scalars(
         select(Run.id)
-        .where(Run.status == RunStatus.QUEUED.value, ~_waits_for_batch_sibling())
+        .where(
+            Run.status == RunStatus.QUEUED.value,
+            ~_waits_for_batch_sibling(),
+            project_has_capacity(),
+        )
         .order_by(Run.priority.desc(), Run.id.asc())
         .limit(limit)
     )

@@ -362,6 +362,13 @@ class ProjectFields(Strict):
     )
     junit_path: str | None = Field(default=None, max_length=500)
     platform: Platform = "linux"
+    max_parallel_runs: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="runplane extension: runs of this project executing at once at most; "
+        "the others wait in the queue, in order. Null: no limit.",
+    )
 
 
 class ProjectCreate(ProjectFields):
@@ -384,6 +391,7 @@ class ProjectUpdate(Strict):
     )
     junit_path: str | None = Field(default=None, max_length=500)
     platform: Platform | None = None
+    max_parallel_runs: int | None = Field(default=None, ge=1, le=10000)
 
 
 class ProjectOut(BaseModel):
@@ -401,6 +409,7 @@ class ProjectOut(BaseModel):
     env: dict[str, str] = Field(description="Values are shown to admins only.")
     junit_path: str | None
     platform: str
+    max_parallel_runs: int | None = None
     created_at: ApiDateTime
     updated_at: ApiDateTime
 
@@ -542,6 +551,7 @@ def project_out(project: Project, *, show_env_values: bool) -> ProjectOut:
         env=env,
         junit_path=project.junit_path,
         platform=project.platform,
+        max_parallel_runs=project.max_parallel_runs,
         created_at=project.created_at,
         updated_at=project.updated_at,
     )
