@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 from fastapi import FastAPI
 
 from runplane.api.app import create_app
@@ -239,6 +240,37 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) 
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+REDIS_URL = os.environ.get("RUNPLANE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def _redis_available() -> str | None:
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3) as r:
+            r.ping()
+            return None
+    except Exception as exc:
+        return str(exc)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (``RUNPLANE_TEST_REDIS``; db 15 by default, flushed by ``redis_db``)."""
+    problem = _redis_available()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"Redis at {REDIS_URL} is required in CI: {problem}")
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {problem}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_db(redis_url: str) -> str:
+    """``redis_url``, its database emptied for this test."""
+    with redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3) as r:
+        r.flushdb()
+    return redis_url
 
 
 __all__ = ["Api", "DemoRepo", "Run", "eventually", "make_settings"]

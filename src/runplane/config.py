@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     max_log_bytes: int = Field(default=5_000_000, ge=1024)
     #: Largest sample (or extra file) accepted by an upload.
     max_sample_bytes: int = Field(default=4 * 1024**3, ge=1)
+    #: Where samples, outputs, screenshots and artifacts are stored (content-addressed).
+    #: Empty: the local directory ``data_dir/blobs``. ``s3://bucket/optional/prefix``:
+    #: an S3-compatible bucket, so workers on several hosts share storage. Credentials
+    #: are not settings: boto3 reads the standard AWS sources (``AWS_ACCESS_KEY_ID`` /
+    #: ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and
+    #: ``~/.aws/config``, or an instance/container role).
+    blob_url: str = ""
+    #: Endpoint of an S3-compatible server (e.g. ``http://minio:9000``); empty: AWS S3.
+    s3_endpoint_url: str = ""
+    #: Region of the bucket (S3-compatible servers mostly accept any value).
+    s3_region: str = "us-east-1"
     #: Regression tests run at once when the project does not say (0: CPU count).
     regression_concurrency: int = Field(default=0, ge=0)
     #: Default time limit of a project's run.
@@ -51,6 +62,9 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_token_create: int = Field(default=5, ge=1)
     rate_limit_token_create_window_seconds: int = Field(default=900, ge=1)
+    #: Redis holding the rate-limit counters, so several API processes share one budget
+    #: (e.g. ``redis://127.0.0.1:6379/0``); empty: each process counts in its own memory.
+    redis_url: str = ""
 
     #: Serve the demo shop (a target for browser runs) at ``/demo-site/`` (``serve --demo``).
     demo_site: bool = False

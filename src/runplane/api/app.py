@@ -13,7 +13,7 @@ from starlette.routing import Mount
 from runplane import __version__
 from runplane.api.demo_site import create_demo_site
 from runplane.api.gate import GateState
-from runplane.api.rate_limits import RateLimiter
+from runplane.api.rate_limits import make_rate_limiter
 from runplane.api.sample_platform.app import create_sample_platform_app
 from runplane.api.sample_platform.errors import error_response
 from runplane.api.tester_army.app import create_tester_army_app
@@ -39,11 +39,14 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
         holder["runtime"] = runtime
         app.state.runtime = runtime
         gate.ctx = runtime.ctx
-        gate.limiter = RateLimiter()
+        gate.limiter = limiter = make_rate_limiter(settings)
         try:
             yield
         finally:
-            await runtime.close()
+            try:
+                await runtime.close()
+            finally:
+                await limiter.aclose()
 
     app = FastAPI(
         title="runplane",

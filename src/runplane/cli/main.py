@@ -94,6 +94,74 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=256, envvar="RUNPLANE_WORKERS", help="Parallel runs [env: RUNPLANE_WORKERS]."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated platforms this host runs (linux,gpu); default: all."),
+    ] = None,
+    data_dir: DataDir = None,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(min=0, help="On SIGTERM, seconds running runs may take to finish."),
+    ] = 30.0,
+) -> None:
+    """A standalone worker (PostgreSQL only): executes runs deferred by any API process."""
+    from runplane.dispatch.distributed import queues_for_labels
+    from runplane.store.database import is_sqlite_url
+
+    settings = _settings(data_dir, workers=concurrency)
+    if is_sqlite_url(settings.resolved_database_url):
+        typer.echo(
+            "error: runplane worker needs RUNPLANE_DATABASE_URL=postgresql+psycopg://...; "
+            "with the embedded SQLite database, `runplane serve` runs the workers",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.workers < 1:
+        typer.echo("error: a worker needs --concurrency of at least 1", err=True)
+        raise typer.Exit(2)
+    chosen = [label.strip() for label in (labels or "").split(",") if label.strip()]
+    queues = queues_for_labels(chosen) if chosen else None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(_work(settings, queues, drain_timeout))
+
+
+async def _work(settings: Settings, queues: list[str] | None, drain_seconds: float) -> None:
+    import signal
+
+    from runplane.dispatch.distributed import DistributedDispatcher
+
+    runtime = await Runtime.open(
+        settings, run_workers=True, worker_queues=queues, drain_seconds=drain_seconds
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    assert isinstance(runtime.dispatcher, DistributedDispatcher)
+    worker_task = runtime.dispatcher.worker_task
+    waiter = asyncio.create_task(stop.wait())
+    watched: set[asyncio.Future[Any]] = {waiter}
+    if worker_task is not None:
+        watched.add(worker_task)
+    logging.getLogger(__name__).info(
+        "worker started: %d slot(s), queues %s", settings.workers, queues or "all"
+    )
+    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    # Stop taking jobs, let running runs finish up to the drain timeout, then stop them.
+    await runtime.close()
+    if not stop.is_set():
+        raise SystemExit("error: the procrastinate worker stopped unexpectedly")
+
+
 def _print_demo(info: demo.Demo, host: str, port: int) -> None:
     base = f"http://{host}:{port}/api/v1"
     auth = f'-H "Authorization: Bearer {info.token}"'

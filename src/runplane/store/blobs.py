@@ -1,8 +1,9 @@
 """Content-addressed file storage behind one small interface.
 
 Samples, actual outputs and baselines are stored once per sha256. ``LocalBlobStore``
-keeps them under a directory; an S3-compatible store can implement the same
-protocol. Writes stream through a temporary file while the hash is computed, so
+keeps them under a directory; ``S3BlobStore`` (blobs_s3.py) keeps them in an
+S3-compatible bucket shared by workers on several hosts; ``make_blob_store`` picks one
+from the settings. Writes stream through a temporary file while the hash is computed, so
 a file is never held whole in memory, and identical bytes always give the same key.
 """
 
@@ -11,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from runplane.domain.errors import PayloadTooLarge
+
+if TYPE_CHECKING:
+    from runplane.config import Settings
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -137,3 +143,57 @@ class LocalBlobStore:
 
     async def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+
+#: S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens, starting and
+#: ending with a letter or digit (rejecting others here beats an opaque error later).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/optional/prefix`` -> ``(bucket, prefix)``; ``ValueError`` otherwise."""
+    problem = f"RUNPLANE_BLOB_URL={url!r} is not s3://bucket/optional/prefix"
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or parts.query or parts.fragment:
+        raise ValueError(f"{problem} (an empty value stores blobs in data_dir/blobs)")
+    # netloc, not hostname: userinfo or a port ("s3://key@bucket:1") must fail, not vanish.
+    if not _BUCKET.fullmatch(parts.netloc):
+        raise ValueError(f"{problem}: {parts.netloc!r} is not a valid bucket name")
+    prefix = parts.path.strip("/")
+    if prefix and any(seg in ("", ".", "..") for seg in prefix.split("/")):
+        raise ValueError(f"{problem}: the prefix {prefix!r} has empty or relative segments")
+    return parts.netloc, prefix
+
+
+def make_blob_store(settings: Settings) -> BlobStore:
+    """The store ``settings.blob_url`` names: empty -> ``data_dir/blobs``, ``s3://`` -> S3.
+
+    Raises ``ValueError`` for any other value, so a typo stops start-up instead of
+    silently writing to a local directory other hosts cannot see.
+    """
+    if not settings.blob_url:
+        return LocalBlobStore(settings.blobs_dir)
+    bucket, prefix = parse_s3_url(settings.blob_url)
+    # Imported here so boto3 (slow to import, large) loads only in S3 deployments.
+    import boto3
+    from botocore.config import Config
+
+    from runplane.store.blobs_s3 import S3BlobStore
+
+    config = Config(
+        # Regression suites run many tests at once and transfers use several threads:
+        # room beyond botocore's default of 10 pooled connections avoids waiting on it.
+        max_pool_connections=32,
+        retries={"mode": "standard"},
+        # Custom endpoints (MinIO and the like) usually have no per-bucket DNS names.
+        s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
+    )
+    # A session of its own: boto3's default session is shared module state and not
+    # thread-safe to create clients from; the client itself is thread-safe.
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url or None,
+        region_name=settings.s3_region,
+        config=config,
+    )
+    return S3BlobStore(bucket, prefix, client, staging_dir=settings.data_dir / "blob-staging")

@@ -10,7 +10,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -89,6 +89,32 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+#: Lets a sweeper find the jobs of a run (``run-<id>``) whatever their status;
+#: procrastinate's own index on ``queueing_lock`` covers waiting jobs only.
+_JOBS_LOCK_INDEX = (
+    "CREATE INDEX IF NOT EXISTS runplane_procrastinate_jobs_queueing_lock"
+    " ON procrastinate_jobs (queueing_lock)"
+)
+
+
+def _apply_procrastinate_schema(conn: Connection) -> None:
+    """procrastinate's tables, functions and triggers (distributed dispatch), once.
+
+    Called under the migration lock, so of several processes starting together one
+    applies it and the others find it applied.
+    """
+    from procrastinate.schema import SchemaManager
+
+    if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+        # The raw psycopg connection: without parameters psycopg sends the script as
+        # one simple query (many statements, and no placeholder parsing of its '%').
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute(SchemaManager.get_schema())
+    conn.execute(text(_JOBS_LOCK_INDEX))
+    conn.commit()
+
+
 def migrate(url: str) -> None:
     """Upgrade the schema to head; safe to call from several processes at once."""
     if is_sqlite_url(url):
@@ -108,6 +134,8 @@ def migrate(url: str) -> None:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 conn.commit()
+                if not is_sqlite_url(url):
+                    _apply_procrastinate_schema(conn)
             finally:
                 if not is_sqlite_url(url):
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_ID})

@@ -217,7 +217,7 @@ async def list_runs(
     return rows.all(), total
 
 
-def _waits_for_batch_sibling() -> ColumnElement[bool]:
+def waits_for_batch_sibling() -> ColumnElement[bool]:
     """A run of a sequential batch waits while an earlier run of its batch is unfinished;
     in a batch led by a prep test, every other run waits for that first one."""
     me, sibling, sibling_run = aliased(BrowserRun), aliased(BrowserRun), aliased(Run)
@@ -269,7 +269,7 @@ async def next_queued_ids(session: AsyncSession, limit: int) -> Sequence[int]:
         select(Run.id)
         .where(
             Run.status == RunStatus.QUEUED.value,
-            ~_waits_for_batch_sibling(),
+            ~waits_for_batch_sibling(),
             project_has_capacity(),
         )
         .order_by(Run.priority.desc(), Run.id.asc())
