@@ -225,6 +225,32 @@ async def test_cancel_reaches_the_worker_process(cluster: Cluster, demo_repo: De
     assert all(w.proc.poll() is None for w in cluster.workers)
 
 
+async def test_logs_a_worker_writes_are_readable_live_through_the_api(
+    cluster: Cluster, demo_repo: DemoRepo
+) -> None:
+    """The worker is another process (another host, for all it knows): logs are rows."""
+    h = await _projects(cluster, demo_repo)
+    await cluster.api.project(
+        demo_repo, repository="demo/talk", test_command="echo hello-from-worker; sleep 3"
+    )
+    run = await cluster.api.submit(h, demo_repo.passing_sha, repository="demo/talk")
+    run_id = int(run["run_id"])
+    deadline = time.monotonic() + 20
+    while True:
+        got = await cluster.api.client.get(f"/api/v1/runs/{run_id}/logs", headers=h)
+        # 404 until the worker wrote the first line (the contract's "no log yet").
+        assert got.status_code in (200, 404), got.text
+        lines = [line["message"] for line in got.json().get("data", [])]
+        if "hello-from-worker" in lines:
+            break
+        assert time.monotonic() < deadline, f"no live log line: {lines}"
+        await asyncio.sleep(0.1)
+    assert (await cluster.run_row(run_id)).status == "running"
+    assert got.json()["pagination"]["next_cursor"] is not None
+    done = await cluster.wait_status(run_id, {"passed", "failed", "error"}, 20)
+    assert done.status == "passed"
+
+
 async def test_sigkill_of_a_worker_loses_only_its_run(
     cluster: Cluster, demo_repo: DemoRepo
 ) -> None:

@@ -273,6 +273,9 @@ def projects_create(
     artifact_path: Annotated[
         list[str] | None, typer.Option(help="Glob of files each run keeps, repeatable.")
     ] = None,
+    max_parallel_runs: Annotated[
+        int | None, typer.Option(min=1, help="Runs of the project executing at once at most.")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a project and print it as JSON."""
@@ -299,6 +302,7 @@ def projects_create(
         program=program,
         test_timeout_seconds=test_timeout_seconds,
         artifact_paths=list(artifact_path or []),
+        max_parallel_runs=max_parallel_runs,
     )
     project = _run(_settings(data_dir), lambda ctx: projects.create(ctx, None, spec))
     print(
