@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from runplane.store.database import migrate, sync_url
+from runplane.store.database import migrate, ours, sync_url
 from runplane.store.models import Base
 
 
@@ -26,7 +26,8 @@ def test_head_matches_models(db_url: str) -> None:
     engine = create_engine(sync_url(db_url))
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            context = MigrationContext.configure(conn, opts={"include_name": ours})
+            diff = compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
     assert diff == []

@@ -22,8 +22,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runplane.domain.status import ProgressState, RunStatus
@@ -61,6 +62,7 @@ from runplane.store.models import (
 from runplane.store.runs import EventSpec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 FINISH_ATTEMPTS = 5
 #: Where browser runs get their TMPDIR (short paths: see ``_browser_run``).
 SHORT_TMP = "/tmp" if os.path.isdir("/tmp") else None
@@ -270,8 +272,10 @@ class _Execution:
                     "build_failed",
                     outcome.exit_code,
                 )
-        async with unit_of_work(self.ctx.reads) as session:
-            suite = await regression_runs.load_suite(session, project.id, run.regression_test_ids)
+        suite = await _retrying(
+            lambda: self._load_suite(project.id, run.regression_test_ids),
+            f"run {run.id}: loading the regression suite",
+        )
         if suite or run.regression_test_ids is not None:
             return await self._regression(project, workspace, suite, test_env, deadline, grace)
         if not project.test_command:
@@ -551,11 +555,22 @@ class _Execution:
             if await store.owns(session, self.run_row.id, self.worker_id):
                 await result_store.add_artifacts(session, rows)
 
+    async def _load_suite(
+        self, project_id: int, selection: list[int] | None
+    ) -> list[regression_runs.SuiteTest]:
+        async with unit_of_work(self.ctx.reads) as session:
+            return await regression_runs.load_suite(session, project_id, selection)
+
     async def _progress(self, state: ProgressState, message: str) -> None:
         self.log.note(f"[runplane] {message}")
-        async with unit_of_work(self.ctx.sessions) as session:
-            if await store.owns(session, self.run_row.id, self.worker_id):
-                await store.add_progress(session, self.run_row.id, state.value, message)
+        try:
+            async with unit_of_work(self.ctx.sessions) as session:
+                if await store.owns(session, self.run_row.id, self.worker_id):
+                    await store.add_progress(session, self.run_row.id, state.value, message)
+        except Exception:
+            # A progress row is information; a database blip must not fail a healthy run
+            # (the lease and the final verdict have retries of their own).
+            log.exception("run %s: progress row not written", self.run_row.id)
 
     async def _finish(
         self, verdict: _Verdict, results: list[RunResult], screenshots: list[RunScreenshot]
@@ -693,6 +708,17 @@ class _Execution:
                 await check()
             except Exception:
                 log.exception("run %s: status check failed; retrying", self.run_row.id)
+
+
+async def _retrying(call: Callable[[], Awaitable[T]], what: str, attempts: int = 4) -> T:
+    """``call()``, retried with backoff (0.5, 1, 2 s) through a short database outage."""
+    for attempt in range(attempts - 1):
+        try:
+            return await call()
+        except (OSError, SQLAlchemyError):
+            log.warning("%s failed (attempt %d); retrying", what, attempt + 1, exc_info=True)
+            await asyncio.sleep(0.5 * 2**attempt)
+    return await call()
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:
