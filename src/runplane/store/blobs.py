@@ -59,6 +59,32 @@ class BlobStore(Protocol):
     async def delete(self, sha256: str) -> None: ...
 
 
+async def spool(
+    chunks: AsyncIterator[bytes], max_bytes: int, directory: Path | None
+) -> tuple[Path, Blob]:
+    """Write a stream to a new file in ``directory`` (None: the system's temporary directory)
+    while hashing it: the key of a blob is known only at the end. Past ``max_bytes`` it
+    raises ``PayloadTooLarge`` and keeps nothing."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix="blob-")
+    tmp = Path(name)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(
+                        f"Upload exceeds the limit of {max_bytes} bytes.", limit=max_bytes
+                    )
+                digest.update(chunk)
+                fh.write(chunk)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, Blob(digest.hexdigest(), size)
+
+
 class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -78,23 +104,10 @@ class LocalBlobStore:
             os.replace(tmp, final)
 
     async def put_stream(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> Blob:
-        fd, name = tempfile.mkstemp(dir=self.root / "tmp")
-        tmp = Path(name)
-        digest = hashlib.sha256()
-        size = 0
+        tmp, blob = await spool(chunks, max_bytes, self.root / "tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLarge(
-                            f"Upload exceeds the limit of {max_bytes} bytes.", limit=max_bytes
-                        )
-                    digest.update(chunk)
-                    fh.write(chunk)
-            sha = digest.hexdigest()
-            await asyncio.to_thread(self._commit, tmp, sha)
-            return Blob(sha, size)
+            await asyncio.to_thread(self._commit, tmp, blob.sha256)
+            return blob
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runplane.domain.errors import PayloadTooLarge
-from runplane.store.blobs import CHUNK_BYTES, Blob
+from runplane.store.blobs import CHUNK_BYTES, Blob, spool
 
 #: Error codes S3 (and compatible servers) use for "no such object". ``head_object``
 #: has no body, so it only carries the HTTP status as its code.
@@ -106,23 +103,10 @@ class S3BlobStore:
         # The sha256 (the key) is known only at the end of the stream, and S3 cannot
         # rename an object, so the stream goes to a local file first and is uploaded
         # once it is complete and within the limit: nothing is stored past max_bytes.
-        fd, name = tempfile.mkstemp(dir=self.staging_dir, prefix="blob-")
-        tmp = Path(name)
-        digest = hashlib.sha256()
-        size = 0
+        tmp, blob = await spool(chunks, max_bytes, self.staging_dir)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLarge(
-                            f"Upload exceeds the limit of {max_bytes} bytes.", limit=max_bytes
-                        )
-                    digest.update(chunk)
-                    fh.write(chunk)
-            sha = digest.hexdigest()
-            await asyncio.to_thread(self._upload_sync, tmp, sha)
-            return Blob(sha, size)
+            await asyncio.to_thread(self._upload_sync, tmp, blob.sha256)
+            return blob
         finally:
             tmp.unlink(missing_ok=True)
 
