@@ -62,18 +62,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 import psycopg
 
 from run_engine import (  # bench/ is on sys.path when a benchmark runs
-    SLEEPER,
-    TRIVIAL,
     Bench,
     cancel_to_terminal,
     make_repository,
@@ -82,11 +79,7 @@ from run_engine import (  # bench/ is on sys.path when a benchmark runs
     throughput,
 )
 from runplane import __version__
-from runplane.api.app import create_app
 from runplane.config import Settings
-from runplane.domain.permissions import ALL_SCOPES, Role
-from runplane.services import accounts, projects
-from runplane.services.context import Context
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "distributed.json"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -169,25 +162,6 @@ class Workers:
             log.close()
 
 
-@asynccontextmanager
-async def api_only(settings: Settings, repo: Path, sha: str) -> AsyncIterator[Bench]:
-    """Like run_engine.started, but the app runs no workers (distributed mode)."""
-    app = create_app(settings, run_workers=False)
-    async with app.router.lifespan_context(app):
-        ctx: Context = app.state.runtime.ctx
-        email = "bench@runplane.local"
-        await accounts.create_user(ctx, email, uuid.uuid4().hex, Role.ADMIN)
-        issued = await accounts.issue_for_email(ctx, email, "bench", list(ALL_SCOPES), 1)
-        for repository, command in ((TRIVIAL, "true"), (SLEEPER, "sleep 60")):
-            spec = projects.ProjectSpec(
-                repository=repository, repo_url=str(repo), test_command=command
-            )
-            await projects.create(ctx, None, spec)
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            yield Bench(client, ctx, {"Authorization": f"Bearer {issued.token}"}, sha)
-
-
 # ---- the measurements -----------------------------------------------------------------
 
 
@@ -213,7 +187,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 workers=0,
                 rate_limit_enabled=False,
             )
-            async with api_only(settings, root / "repo", sha) as bench:
+            async with started(settings, root / "repo", sha, run_workers=False) as bench:
                 workers = Workers(url, root, args.concurrency)
                 try:
                     for count in (1, 2):

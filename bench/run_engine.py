@@ -173,8 +173,12 @@ class Bench:
 
 
 @asynccontextmanager
-async def started(settings: Settings, repo: Path, sha: str) -> AsyncIterator[Bench]:
-    app = create_app(settings, run_workers=True)
+async def started(
+    settings: Settings, repo: Path, sha: str, *, run_workers: bool = True
+) -> AsyncIterator[Bench]:
+    """The app (with its in-process workers unless ``run_workers`` is off), an admin token
+    and the two benchmark projects."""
+    app = create_app(settings, run_workers=run_workers)
     async with app.router.lifespan_context(app):
         ctx: Context = app.state.runtime.ctx
         email = "bench@runplane.local"
