@@ -26,10 +26,9 @@ a newline in a path id escaping the dialect's gate and envelope.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -51,6 +50,7 @@ from runplane.services import runs as runs_service
 from runplane.store import browser_runs as browser_store
 from runplane.store.database import unit_of_work
 from runplane.store.models import RunScreenshot
+from tests.acceptance.test_openapi_schemathesis import _run_async
 from tests.conftest import make_settings
 
 ADMIN_EMAIL = "ta-schemathesis-admin@example.com"
@@ -68,7 +68,6 @@ NOT_NULL_PATCH_FIELDS: dict[str, tuple[str, ...]] = {
     "/v1/groups/{groupId}": ("name", "runMode"),
 }
 STEPS = [{"type": "act", "title": "Open the home page"}, {"type": "assert", "title": "It loads"}]
-T = TypeVar("T")
 
 
 # ---- seed data ----------------------------------------------------------------------
@@ -85,15 +84,6 @@ class Seed:
     batch_ids: list[str]
     #: Queued, cancelled, and the batch's (queued) runs.
     run_ids: list[str]
-
-
-def _run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on a loop of its own, leaving any loop pytest-asyncio set up alone."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
 
 
 async def _seed(settings: Settings) -> Seed:

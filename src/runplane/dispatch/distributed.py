@@ -44,7 +44,6 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import aliased
 
 from runplane.dispatch.workers import worker_id
 from runplane.domain.status import RunStatus
@@ -52,7 +51,7 @@ from runplane.execution.executor import execute_run
 from runplane.services.context import Context
 from runplane.store import runs as store
 from runplane.store.database import unit_of_work
-from runplane.store.models import Project, Run, utcnow
+from runplane.store.models import Run, utcnow
 
 # The claim condition of the embedded dispatcher, so a run of a sequential batch is
 # executed only after the earlier runs of its batch (execute_run does not check it).
@@ -422,16 +421,7 @@ def _orphans(now: datetime) -> Select[int, str, int, int | None, int | None, int
     had_job = exists().where(
         _jobs.c.queueing_lock == lock, status.in_(["succeeded", "failed", "aborted", "cancelled"])
     )
-    other = aliased(Run)
-    active = (
-        select(func.count(other.id))
-        .where(
-            other.project_id == Run.project_id,
-            other.status.in_([RunStatus.RUNNING.value, RunStatus.CANCELING.value]),
-        )
-        .scalar_subquery()
-    )
-    limit = select(Project.max_parallel_runs).where(Project.id == Run.project_id).scalar_subquery()
+    limit, active = store.project_slots()
     return (
         select(Run.id, Run.platform, Run.priority, Run.project_id, limit, active)
         .where(

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -236,12 +246,9 @@ def waits_for_batch_sibling() -> ColumnElement[bool]:
     )
 
 
-def project_has_capacity() -> ColumnElement[bool]:
-    """The run's project runs fewer runs than its ``max_parallel_runs`` (or has no limit).
-
-    A condition on the ``runs`` row being claimed or listed; the claim also locks the
-    project row (``lock_project_for_claim``) so concurrent claims count one at a time.
-    """
+def project_slots() -> tuple[ScalarSelect[int | None], ScalarSelect[int]]:
+    """For the ``runs`` row in the query: its project's ``max_parallel_runs`` and how many of
+    the project's runs are active now (subqueries)."""
     limit = select(Project.max_parallel_runs).where(Project.id == Run.project_id).scalar_subquery()
     other = aliased(Run)
     active = (
@@ -252,6 +259,16 @@ def project_has_capacity() -> ColumnElement[bool]:
         )
         .scalar_subquery()
     )
+    return limit, active
+
+
+def project_has_capacity() -> ColumnElement[bool]:
+    """The run's project runs fewer runs than its ``max_parallel_runs`` (or has no limit).
+
+    A condition on the ``runs`` row being claimed or listed; the claim also locks the
+    project row (``lock_project_for_claim``) so concurrent claims count one at a time.
+    """
+    limit, active = project_slots()
     return (Run.project_id.is_(None)) | limit.is_(None) | (active < limit)
 
 
