@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
 import pytest
 import redis
+import uvicorn
 from fastapi import FastAPI
 
 from runplane.api.app import create_app
@@ -273,4 +275,60 @@ def redis_db(redis_url: str) -> str:
     return redis_url
 
 
-__all__ = ["Api", "DemoRepo", "Run", "eventually", "make_settings"]
+T = TypeVar("T")
+
+
+@dataclass
+class LiveServer:
+    """The whole app served over real HTTP by uvicorn on a thread with its own event loop."""
+
+    url: str
+    ctx: Context
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, work: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``work`` (a service call) on the server's loop; usable from sync or async tests."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
+
+    def user(self, role: Role = Role.ADMIN, password: str = "password123") -> str:
+        email = f"{role.value}-{uuid.uuid4().hex[:8]}@example.com"
+        self.call(accounts.create_user(self.ctx, email, password, role))
+        return email
+
+    def token(self, role: Role = Role.ADMIN, scopes: tuple[Scope, ...] | None = None) -> str:
+        email = self.user(role)
+        chosen = list(scopes if scopes is not None else ALL_SCOPES)
+        if role is not Role.ADMIN and scopes is None:
+            chosen = [s for s in chosen if s in scopes_allowed_for(role)]
+        return self.call(accounts.issue_for_email(self.ctx, email, "t", chosen, 30)).token
+
+
+def serve_live(settings: Settings, run_workers: bool = True) -> Iterator[LiveServer]:
+    app = create_app(settings, run_workers=run_workers)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
+    thread.start()
+    for _ in range(600):
+        if server.started or not thread.is_alive():
+            break
+        threading.Event().wait(0.05)
+    if not server.started:
+        raise RuntimeError("the live server did not start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", app.state.runtime.ctx, loop)
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        loop.close()
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """The app with in-process workers on a real port (for the CLI and the browser)."""
+    yield from serve_live(settings)
+
+
+__all__ = ["Api", "DemoRepo", "LiveServer", "Run", "eventually", "make_settings", "serve_live"]
