@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     secret_key: str = ""
     #: Parallel runs executed by the in-process worker pool.
     workers: int = Field(default=2, ge=0, le=256)
+    #: Database connections a process keeps open (as many again may open under load).
+    #: Runs share them: a worker with 50 runs needs about as many as one with 2.
+    database_pool_size: int = Field(default=8, ge=1, le=500)
     #: A worker must renew its lease on a running run within this time.
     lease_seconds: float = Field(default=30.0, gt=0)
     #: How often the reaper looks for runs whose lease expired.

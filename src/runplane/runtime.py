@@ -61,7 +61,7 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.resolved_database_url
         await asyncio.to_thread(migrate, url)
-        engine = make_engine(url, workers=settings.workers if run_workers else 0)
+        engine = make_engine(url, pool_size=settings.database_pool_size)
         ctx = Context(
             settings=settings,
             sessions=make_sessionmaker(engine),

@@ -48,6 +48,7 @@ from sqlalchemy.engine import make_url
 from runplane.dispatch.workers import worker_id
 from runplane.domain.status import RunStatus
 from runplane.execution.executor import execute_run
+from runplane.execution.liveness import RunLiveness
 from runplane.services.context import Context
 from runplane.store import runs as store
 from runplane.store.database import unit_of_work
@@ -137,8 +138,9 @@ class DistributedDispatcher:
         url = ctx.settings.resolved_database_url
         self._conninfo = libpq_url(url)
         # A worker's pool serves the job fetcher, the LISTEN of new jobs, heartbeats
-        # and one status write per finishing job; a defer-only process needs little.
-        self.app = build_app(url, pool_size=min(12, 3 + concurrency) if concurrency else 4)
+        # and one status write per finishing job (short, so a few connections serve
+        # many jobs); a defer-only process needs little.
+        self.app = build_app(url, pool_size=min(8, 3 + concurrency) if concurrency else 4)
         self._task = self.app.tasks[TASK_NAME]
         #: Cancel events of the runs executing here (a list: a duplicate delivery of a
         #: run briefly executes beside the real one before it loses the claim).
@@ -148,6 +150,7 @@ class DistributedDispatcher:
         self._sweep_now = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._side: list[asyncio.Task[None]] = []
+        self._liveness = RunLiveness(ctx)
 
     # RunSignals (called after the change is committed; kept sync: the work is spawned)
     def run_queued(self, run_id: int) -> None:
@@ -180,6 +183,7 @@ class DistributedDispatcher:
         }
         if self.queues is not None:
             options["queues"] = self.queues
+        self._liveness.start()
         self._worker = asyncio.create_task(
             self.app.run_worker_async(**options),
             name="runplane-procrastinate-worker",
@@ -207,6 +211,7 @@ class DistributedDispatcher:
         self._sweep_now.set()
         await asyncio.gather(*self._side, return_exceptions=True)
         self._side = []
+        await self._liveness.stop()
         # Defers still in flight must reach the database before the pool goes.
         await asyncio.gather(*self._pending, return_exceptions=True)
         await self.app.close_async()
@@ -325,6 +330,7 @@ class DistributedDispatcher:
                     self.ctx,
                     run_id,
                     worker_id=worker_id(f"job{job_id}"),
+                    liveness=self._liveness,
                     cancel=cancel,
                     shutdown=shutdown,
                 )

@@ -14,6 +14,7 @@ import logging
 
 from runplane.dispatch.workers import worker_id
 from runplane.execution.executor import execute_run
+from runplane.execution.liveness import RunLiveness
 from runplane.services.context import Context
 from runplane.store import runs as store
 from runplane.store.database import unit_of_work
@@ -34,6 +35,7 @@ class LocalDispatcher:
         # Shutdown is cooperative: a task cancelled inside a transaction could leave
         # SQLite's write lock held, so workers are asked to stop and then awaited.
         self._shutdown = asyncio.Event()
+        self._liveness = RunLiveness(ctx)
 
     # RunSignals
     def run_queued(self, run_id: int) -> None:
@@ -45,6 +47,7 @@ class LocalDispatcher:
             event.set()
 
     async def start(self) -> None:
+        self._liveness.start()
         self._tasks = [
             asyncio.create_task(self._work(slot), name=f"runplane-worker-{slot}")
             for slot in range(self.concurrency)
@@ -63,6 +66,7 @@ class LocalDispatcher:
             task.cancel()
         await asyncio.gather(*done, *pending, return_exceptions=True)
         self._tasks = []
+        await self._liveness.stop()
 
     async def _candidate(self) -> int | None:
         async with unit_of_work(self.ctx.reads) as session:
@@ -92,7 +96,12 @@ class LocalDispatcher:
             self._cancels[run_id] = cancel
             try:
                 await execute_run(
-                    self.ctx, run_id, worker_id=me, cancel=cancel, shutdown=self._shutdown
+                    self.ctx,
+                    run_id,
+                    worker_id=me,
+                    liveness=self._liveness,
+                    cancel=cancel,
+                    shutdown=self._shutdown,
                 )
             except asyncio.CancelledError:
                 raise

@@ -1,17 +1,16 @@
 """``execute_run``: the one way a run is executed, whichever dispatcher delivered it.
 
-One coroutine owns the run from claim to final status. Beside it run a lease
-renewer and a cancel watcher; the run's processes race their own exit against a
-cancel (signalled in-process or seen by polling the status), the time limit and
-a worker shutdown. The final status is a compare-and-set written together with
-the results: a cancel that arrived meanwhile wins, and a worker whose lease was
-reaped writes nothing at all.
+One coroutine owns the run from claim to final status. The process's
+``RunLiveness`` renews its lease and watches its status; the run's processes race
+their own exit against a cancel (signalled in-process or seen by that status
+poll), the time limit and a worker shutdown. The final status is a
+compare-and-set written together with the results: a cancel that arrived
+meanwhile wins, and a worker whose lease was reaped writes nothing at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from runplane.execution.browser import (
     read_agent_output,
 )
 from runplane.execution.junit import ReportUnreadable, parse_report
+from runplane.execution.liveness import RunLiveness
 from runplane.execution.log_writer import LogWriter
 from runplane.execution.process_tree import ProcessOutcome, StopReason, run_command
 from runplane.execution.regression import TestContext, run_test
@@ -87,14 +87,16 @@ async def execute_run(
     run_id: int,
     *,
     worker_id: str,
+    liveness: RunLiveness,
     cancel: asyncio.Event | None = None,
     shutdown: asyncio.Event | None = None,
 ) -> RunStatus | None:
     """Claim ``run_id`` and execute it; returns the final status, or None if not ours.
 
-    ``cancel`` lets an in-process dispatcher deliver a cancel at once (otherwise it
-    is noticed by polling within ``cancel_poll_seconds``). ``shutdown`` stops the
-    run's processes and ends the run as ``error`` (``worker_shutdown``).
+    ``liveness`` (one per worker process) keeps the lease and notices a cancel made
+    elsewhere within ``cancel_poll_seconds``; ``cancel`` lets an in-process dispatcher
+    deliver a cancel at once. ``shutdown`` stops the run's processes and ends the run
+    as ``error`` (``worker_shutdown``).
     """
     now = utcnow()
     async with unit_of_work(ctx.sessions) as session:
@@ -123,7 +125,8 @@ async def execute_run(
         ctx, run, project, worker_id, cancel or asyncio.Event(), shutdown or asyncio.Event()
     )
     execution.browser = browser
-    return await execution.run()
+    with liveness.hold(run.id, worker_id, execution.stop, execution.lose_lease):
+        return await execution.run()
 
 
 class _Execution:
@@ -154,11 +157,7 @@ class _Execution:
 
     async def run(self) -> RunStatus | None:
         await self.log.start()
-        side = [
-            asyncio.create_task(self._renew_lease()),
-            asyncio.create_task(self._watch_cancel()),
-            asyncio.create_task(self._watch_shutdown()),
-        ]
+        side = [asyncio.create_task(self._watch_shutdown())]
         workspace: ws.Workspace | None = None
         results: list[RunResult] = []
         screenshots: list[RunScreenshot] = []
@@ -657,38 +656,9 @@ class _Execution:
             error_message=verdict.message if broke else None,
         )
 
-    async def _renew_lease(self) -> None:
-        lease = self.ctx.settings.lease_seconds
-        loop = asyncio.get_running_loop()
-        valid_until = loop.time() + lease
-        while not await _wait(self.done, lease / 3):
-            try:
-                async with unit_of_work(self.ctx.sessions) as session:
-                    kept = await store.renew_lease(
-                        session,
-                        self.run_row.id,
-                        self.worker_id,
-                        utcnow() + timedelta(seconds=lease),
-                    )
-            except Exception:
-                log.exception("run %s: lease renewal failed; retrying", self.run_row.id)
-                kept = loop.time() < valid_until
-            else:
-                valid_until = loop.time() + lease
-            if not kept:
-                # The reaper (or a restart) decided this run's fate: stop working on it.
-                self.lease_lost = True
-                self.stop.set()
-                return
-
-    async def _watch_cancel(self) -> None:
-        await self._every(self.ctx.settings.cancel_poll_seconds, self._check_status)
-
-    async def _check_status(self) -> None:
-        async with unit_of_work(self.ctx.reads) as session:
-            status = await store.get_status(session, self.run_row.id)
-        if status is not RunStatus.RUNNING:
-            self.stop.set()
+    def lose_lease(self) -> None:
+        self.lease_lost = True
+        self.stop.set()
 
     async def _watch_shutdown(self) -> None:
         stopper = asyncio.create_task(self.shutdown.wait())
@@ -700,15 +670,6 @@ class _Execution:
             task.cancel()
         await asyncio.gather(stopper, finisher, return_exceptions=True)
 
-    async def _every(self, seconds: float, check: Callable[[], Awaitable[None]]) -> None:
-        while not await _wait(self.done, seconds):
-            if self.stop.is_set():
-                continue
-            try:
-                await check()
-            except Exception:
-                log.exception("run %s: status check failed; retrying", self.run_row.id)
-
 
 async def _retrying(call: Callable[[], Awaitable[T]], what: str, attempts: int = 4) -> T:
     """``call()``, retried with backoff (0.5, 1, 2 s) through a short database outage."""
@@ -719,10 +680,3 @@ async def _retrying(call: Callable[[], Awaitable[T]], what: str, attempts: int =
             log.warning("%s failed (attempt %d); retrying", what, attempt + 1, exc_info=True)
             await asyncio.sleep(0.5 * 2**attempt)
     return await call()
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``event``; True when it is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-    return event.is_set()

@@ -57,18 +57,19 @@ def _configure_sqlite(sync_engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, workers: int = 0) -> AsyncEngine:
-    """The engine; its pool grows with ``workers``: each running run holds connections for
-    its log flushes, lease renewals and status polls, and a starved pool delays the lease
-    renewals until the reaper takes healthy runs away (seen at 50 runs per worker)."""
-    size = max(8, 2 * workers)
+def make_engine(url: str, *, pool_size: int = 8) -> AsyncEngine:
+    """The engine: ``pool_size`` connections kept, as many again opened under load."""
     if is_sqlite_url(url):
         engine = create_async_engine(
-            url, pool_size=size, max_overflow=8, pool_timeout=60, connect_args={"timeout": 30}
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=60,
+            connect_args={"timeout": 30},
         )
         _configure_sqlite(engine.sync_engine)
         return engine
-    return create_async_engine(url, pool_size=max(10, size), max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def make_sessionmaker(

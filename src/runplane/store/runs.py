@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy import (
     exists,
     func,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -311,19 +312,27 @@ async def count_by_status(session: AsyncSession) -> dict[RunStatus, int]:
     return {RunStatus(status): count for status, count in rows.all()}
 
 
-async def renew_lease(session: AsyncSession, run_id: int, worker_id: str, until: datetime) -> bool:
-    """Extend the lease of a run this worker still owns; False when it lost it."""
+async def renew_leases(session: AsyncSession, held: Mapping[int, str], until: datetime) -> set[int]:
+    """Extend the leases of runs (id -> worker id) still owned by those workers; the ids kept."""
+    if not held:
+        return set()
     result = await session.execute(
         update(Run)
         .where(
-            Run.id == run_id,
-            Run.worker_id == worker_id,
+            tuple_(Run.id, Run.worker_id).in_(list(held.items())),
             Run.status.in_([RunStatus.RUNNING.value, RunStatus.CANCELING.value]),
         )
         .values(lease_expires_at=until)
         .returning(Run.id)
+        .execution_options(synchronize_session=False)
     )
-    return result.scalar_one_or_none() is not None
+    return set(result.scalars())
+
+
+async def get_statuses(session: AsyncSession, run_ids: Sequence[int]) -> dict[int, RunStatus]:
+    """Statuses of the runs that still exist."""
+    rows = await session.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids)))
+    return {run_id: RunStatus(status) for run_id, status in rows.tuples()}
 
 
 async def active_runs(session: AsyncSession) -> Sequence[Run]:
