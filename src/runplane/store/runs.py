@@ -332,7 +332,7 @@ async def renew_leases(session: AsyncSession, held: Mapping[int, str], until: da
 async def get_statuses(session: AsyncSession, run_ids: Sequence[int]) -> dict[int, RunStatus]:
     """Statuses of the runs that still exist."""
     rows = await session.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids)))
-    return {run_id: RunStatus(status) for run_id, status in rows.tuples()}
+    return {run_id: RunStatus(status) for run_id, status in rows.all()}
 
 
 async def active_runs(session: AsyncSession) -> Sequence[Run]:
