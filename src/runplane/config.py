@@ -6,6 +6,7 @@ No module-level instance: the CLI and the tests build their own and pass them in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     #: Output kept per run; the rest is dropped and the truncation noted in the log.
     max_log_bytes: int = Field(default=5_000_000, ge=1024)
+    #: A log stream (``/logs/stream``) with nothing new sends a keep-alive comment this often.
+    log_stream_keepalive_seconds: float = Field(default=15.0, gt=0)
+    #: A log stream closes (without ``end``) after this long; the client resumes with
+    #: ``Last-Event-ID``, so no request holds a connection forever.
+    log_stream_max_seconds: float = Field(default=3600.0, gt=0)
     #: Largest sample (or extra file) accepted by an upload.
     max_sample_bytes: int = Field(default=4 * 1024**3, ge=1)
     #: Where samples, outputs, screenshots and artifacts are stored (content-addressed).
@@ -68,6 +74,9 @@ class Settings(BaseSettings):
     #: Redis holding the rate-limit counters, so several API processes share one budget
     #: (e.g. ``redis://127.0.0.1:6379/0``); empty: each process counts in its own memory.
     redis_url: str = ""
+    #: ``text`` (for people at a terminal) or ``json`` (one object per line, with ``run_id``
+    #: on a run's lines: for a log shipper). Read by ``serve`` and ``worker``.
+    log_format: Literal["text", "json"] = "text"
 
     #: Serve the demo shop (a target for browser runs) at ``/demo-site/`` (``serve --demo``).
     demo_site: bool = False

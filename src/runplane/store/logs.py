@@ -51,3 +51,45 @@ async def last_line(session: AsyncSession, run_id: int) -> RunLogLine | None:
         .order_by(RunLogLine.seq.desc())
         .limit(1)
     )
+
+
+def line_end(line: RunLogLine) -> int:
+    """The byte after ``line`` in the raw log (each line is its message and a newline)."""
+    return line.byte_offset + len(line.message.encode()) + 1
+
+
+async def log_size(session: AsyncSession, run_id: int) -> int:
+    """Bytes in the raw log so far."""
+    last = await last_line(session, run_id)
+    return line_end(last) if last is not None else 0
+
+
+async def line_at(session: AsyncSession, run_id: int, offset: int) -> RunLogLine | None:
+    """The last line starting at or before byte ``offset``: the line holding it, if the
+    log is that long. ``None`` when the log is empty.
+
+    ``byte_offset`` grows with ``seq``, so this walks the (run_id, seq) index from the
+    end: cheap for a reader resuming near the tail, the common case.
+    """
+    return await session.scalar(
+        select(RunLogLine)
+        .where(RunLogLine.run_id == run_id, RunLogLine.byte_offset <= offset)
+        .order_by(RunLogLine.seq.desc())
+        .limit(1)
+    )
+
+
+async def read_span(
+    session: AsyncSession, run_id: int, *, from_seq: int, to_offset: int
+) -> Sequence[RunLogLine]:
+    """Lines from ``from_seq`` on that start at or before byte ``to_offset``, in order."""
+    rows = await session.scalars(
+        select(RunLogLine)
+        .where(
+            RunLogLine.run_id == run_id,
+            RunLogLine.seq >= from_seq,
+            RunLogLine.byte_offset <= to_offset,
+        )
+        .order_by(RunLogLine.seq)
+    )
+    return rows.all()

@@ -193,7 +193,11 @@ class RunLogLine(Base):
     """One line of a run's output; ``byte_offset`` places it in the raw log."""
 
     __tablename__ = "run_log_lines"
-    __table_args__ = (Index("ix_run_log_lines_run_seq", "run_id", "seq", unique=True),)
+    __table_args__ = (
+        Index("ix_run_log_lines_run_seq", "run_id", "seq", unique=True),
+        # Finds the line holding a byte offset (a Range read, a stream resumed early).
+        Index("ix_run_log_lines_run_offset", "run_id", "byte_offset"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

@@ -13,6 +13,7 @@ from runplane.api.sample_platform import errors, openapi
 from runplane.api.sample_platform.deps import BodyRejected
 from runplane.api.sample_platform.policy import SAMPLE_PLATFORM_GATE
 from runplane.api.sample_platform.routes_auth import router as auth_router
+from runplane.api.sample_platform.routes_logs import router as logs_router
 from runplane.api.sample_platform.routes_projects import router as projects_router
 from runplane.api.sample_platform.routes_results import router as results_router
 from runplane.api.sample_platform.routes_runs import router as runs_router
@@ -52,6 +53,7 @@ def create_sample_platform_app(state: GateState, workers: Callable[[], int]) -> 
     for router in (
         auth_router,
         runs_router,
+        logs_router,
         results_router,
         system_router,
         projects_router,

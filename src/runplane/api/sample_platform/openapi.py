@@ -19,6 +19,8 @@ _DESCRIPTIONS = {
     405: "Method not allowed (`method_not_allowed`).",
     409: "Conflict with the current state (`conflict`).",
     415: "Content-Type must be application/json (`validation_error`).",
+    416: "The range starts past the end of the log (`range_not_satisfiable`); "
+    "`Content-Range: bytes */<size>`.",
     422: "Semantically invalid request (`unprocessable`).",
     429: "Too many requests (`rate_limited`); see `Retry-After`.",
     500: "Unexpected server error (`internal_error`).",
@@ -57,6 +59,19 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
             entry["headers"] = {
                 "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
             }
+        out[code] = entry
+    return out
+
+
+def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``errors(...)`` spelled out as JSON, for a route whose success is not JSON: FastAPI
+    would otherwise document its errors with the success's media type."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code, entry in errors(*codes).items():
+        entry = dict(entry)
+        model = entry.pop("model")
+        ref = f"#/components/schemas/{model.__name__}"
+        entry["content"] = {"application/json": {"schema": {"$ref": ref}}}
         out[code] = entry
     return out
 

@@ -28,7 +28,7 @@ from runplane.api.sample_platform.deps import (
     json_body,
     page_envelope,
 )
-from runplane.api.sample_platform.openapi import errors
+from runplane.api.sample_platform.openapi import errors, json_errors
 from runplane.api.sample_platform.schemas import ErrorBody, PageOf
 from runplane.domain.errors import PayloadTooLarge, Unprocessable
 from runplane.services import samples as samples_service
@@ -86,25 +86,12 @@ def raw_body_openapi(description: str) -> dict[str, Any]:
     }
 
 
-def _json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """``errors(...)`` spelled out as JSON: a route whose success is a byte stream would
-    otherwise document its errors with the stream's media type."""
-    out: dict[int | str, dict[str, Any]] = {}
-    for code, entry in errors(*codes).items():
-        entry = dict(entry)
-        model = entry.pop("model")
-        ref = f"#/components/schemas/{model.__name__}"
-        entry["content"] = {"application/json": {"schema": {"$ref": ref}}}
-        out[code] = entry
-    return out
-
-
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The file's bytes (`Content-Length`, `Content-Disposition: attachment`).",
         "content": {OCTET_STREAM: {"schema": BINARY}},
     },
-    **_json_errors(400, 403, 404),
+    **json_errors(400, 403, 404),
 }
 
 
