@@ -25,6 +25,9 @@ class Scope(StrEnum):
     SYSTEM_READ = "system:read"
     SYSTEM_WRITE = "system:write"
     TOKENS_MANAGE = "tokens:manage"
+    #: ``GET /metrics``: run counts and timings of every project (admin-only: it names
+    #: every repository and shows the whole installation's load).
+    METRICS_READ = "metrics:read"
 
 
 ALL_SCOPES: tuple[Scope, ...] = tuple(Scope)

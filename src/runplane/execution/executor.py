@@ -41,6 +41,7 @@ from runplane.execution.liveness import RunLiveness
 from runplane.execution.log_writer import LogWriter
 from runplane.execution.process_tree import ProcessOutcome, StopReason, run_command
 from runplane.execution.regression import TestContext, run_test
+from runplane.logging_setup import bound_run_id
 from runplane.services.context import Context
 from runplane.services.runs import FAILED_TESTS_PLACEHOLDER
 from runplane.services.sealing import unseal
@@ -98,6 +99,19 @@ async def execute_run(
     deliver a cancel at once. ``shutdown`` stops the run's processes and ends the run
     as ``error`` (``worker_shutdown``).
     """
+    # Every line logged for this run (its side tasks inherit the context) names it.
+    with bound_run_id(run_id):
+        return await _claim_and_execute(ctx, run_id, worker_id, liveness, cancel, shutdown)
+
+
+async def _claim_and_execute(
+    ctx: Context,
+    run_id: int,
+    worker_id: str,
+    liveness: RunLiveness,
+    cancel: asyncio.Event | None,
+    shutdown: asyncio.Event | None,
+) -> RunStatus | None:
     now = utcnow()
     async with unit_of_work(ctx.sessions) as session:
         await store.lock_project_for_claim(session, run_id)
