@@ -11,8 +11,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
 from runplane import __version__
+from runplane.api.dashboard import install_dashboard
 from runplane.api.demo_site import create_demo_site
 from runplane.api.gate import GateState
+from runplane.api.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_route
 from runplane.api.rate_limits import make_rate_limiter
 from runplane.api.sample_platform.app import create_sample_platform_app
 from runplane.api.sample_platform.errors import error_response
@@ -56,6 +58,10 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    http_metrics = HttpMetrics()
+    # First, so that no mount (a dashboard at "/") can shadow it.
+    app.router.routes.append(metrics_route(gate, http_metrics))
+    app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
     app.mount("/api/v1", create_sample_platform_app(gate, worker_slots))
     app.mount("/ta", create_tester_army_app(gate))
     for route in app.routes:
@@ -75,7 +81,8 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
             return error_response(404, "not_found", "The requested resource was not found.")
         return error_response(exc.status_code, "validation_error", str(exc.detail))
 
-    @app.get("/", include_in_schema=False)
+    # The API index; "/" is the dashboard (which answers this to Accept: application/json).
+    @app.get("/api", include_in_schema=False)
     async def index() -> dict[str, object]:
         return {
             "name": "runplane",
@@ -94,4 +101,5 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> FastAPI:
             },
         }
 
+    install_dashboard(app, gate, index)
     return app

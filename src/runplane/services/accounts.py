@@ -215,3 +215,61 @@ def token_state(row: ApiToken, now: datetime) -> str:
     if row.revoked_at is not None:
         return "revoked"
     return "expired" if row.expires_at <= now else "active"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A password sign-in (the dashboard): who, and the version a session cookie records."""
+
+    principal: Principal
+    session_version: str
+
+
+def _session_principal(user: User) -> Principal:
+    # A session is no token: it holds what the user's role may hold.
+    return Principal(
+        user_id=user.id,
+        email=user.email,
+        role=Role(user.role),
+        scopes=scopes_allowed_for(Role(user.role)),
+    )
+
+
+def _session_version(secret_key: bytes, user: User) -> str:
+    """Changes when the user's password or role changes, which ends older sessions."""
+    material = f"session:{user.id}:{user.role}:{user.password_hash}".encode()
+    return hmac.new(secret_key, material, hashlib.sha256).hexdigest()[:24]
+
+
+async def authenticate_password(ctx: Context, email: str, password: str) -> SignedIn:
+    """Check email + password (unknown emails cost the same); ``InvalidCredentials`` if wrong."""
+    async with unit_of_work(ctx.reads) as session:
+        user = await store.get_user_by_email(session, email)
+    if user is None:
+        _verify_password(_DUMMY_HASH, password)
+        raise InvalidCredentials("Email or password is incorrect.")
+    if not _verify_password(user.password_hash, password):
+        raise InvalidCredentials("Email or password is incorrect.")
+    return SignedIn(_session_principal(user), _session_version(ctx.secret_key, user))
+
+
+async def session_principal(ctx: Context, user_id: int, version: str) -> Principal:
+    """The principal of a session cookie; ``AuthenticationFailed`` once it no longer holds."""
+    async with unit_of_work(ctx.reads) as session:
+        user = await store.get_user(session, user_id)
+    if user is None or not hmac.compare_digest(_session_version(ctx.secret_key, user), version):
+        raise AuthenticationFailed
+    return _session_principal(user)
+
+
+async def tokens_of_user(ctx: Context, user_id: int) -> list[ApiToken]:
+    """The user's own tokens, oldest first (never the secret)."""
+    found: list[ApiToken] = []
+    offset, page = 0, 500
+    async with unit_of_work(ctx.reads) as session:
+        while True:
+            rows, total = await store.list_tokens(session, limit=page, offset=offset)
+            found += [row for row in rows if row.user_id == user_id]
+            offset += page
+            if offset >= total or not rows:
+                return found
