@@ -123,19 +123,27 @@ async def test_shutdown_stops_running_runs_and_records_why(tmp_path: Path) -> No
         await rt.close()
 
 
-async def test_a_cancel_written_by_another_process_is_seen_by_the_status_poll(
-    tmp_path: Path, api: Api
-) -> None:
+async def _running_sleeper(
+    tmp_path: Path, api: Api, repository: str
+) -> tuple[dict[str, str], int, int]:
+    """A run whose test sleeps, once its test process runs: (headers, run id, its pid)."""
     pid_file = tmp_path / "pid"
     repo = _repo(tmp_path, f"echo $$ > {pid_file}; sleep 300")
-    await api.project(repo, repository="o/poll", test_command="sh t.sh")
+    await api.project(repo, repository=repository, test_command="sh t.sh")
     h = await api.headers()
-    run_id = (await api.submit(h, _head(repo), repository="o/poll"))["run_id"]
+    run_id = (await api.submit(h, _head(repo), repository=repository))["run_id"]
     await api.wait_for(h, run_id, {"running"})
     for _ in range(100):
         if pid_file.exists() and pid_file.read_text().strip():
             break
         await asyncio.sleep(0.05)
+    return h, run_id, int(pid_file.read_text())
+
+
+async def test_a_cancel_written_by_another_process_is_seen_by_the_status_poll(
+    tmp_path: Path, api: Api
+) -> None:
+    h, run_id, pid = await _running_sleeper(tmp_path, api, "o/poll")
     # No signal reaches the worker: only its process's status poll can notice this.
     async with unit_of_work(api.ctx.sessions) as session:
         assert await store.transition(
@@ -143,29 +151,20 @@ async def test_a_cancel_written_by_another_process_is_seen_by_the_status_poll(
         )
     body = await api.wait_for(h, run_id, {"canceled"}, timeout=10)
     assert body["status"] == "canceled"
-    assert not _alive(int(pid_file.read_text()))
+    assert not _alive(pid)
 
 
 async def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(
     tmp_path: Path, api: Api
 ) -> None:
-    pid_file = tmp_path / "pid"
-    repo = _repo(tmp_path, f"echo $$ > {pid_file}; sleep 300")
-    await api.project(repo, repository="o/lease", test_command="sh t.sh")
-    h = await api.headers()
-    run_id = (await api.submit(h, _head(repo), repository="o/lease"))["run_id"]
-    await api.wait_for(h, run_id, {"running"})
-    for _ in range(100):
-        if pid_file.exists() and pid_file.read_text().strip():
-            break
-        await asyncio.sleep(0.05)
+    _, run_id, pid = await _running_sleeper(tmp_path, api, "o/lease")
     # Another worker owns the run now (as after a reap and a new claim): the next
     # lease renewal finds it gone.
     async with unit_of_work(api.ctx.sessions) as session:
         await session.execute(update(Run).where(Run.id == run_id).values(worker_id="elsewhere:1:0"))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + api.ctx.settings.lease_seconds
-    while _alive(int(pid_file.read_text())):
+    while _alive(pid):
         assert loop.time() < deadline, "the process of a lost run still runs"
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)

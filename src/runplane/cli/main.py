@@ -8,18 +8,23 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-import uvicorn
 
+from runplane.cli import client_commands
 from runplane.config import Settings
 from runplane.domain.errors import RunplaneError
 from runplane.domain.network import NetworkPolicy
 from runplane.domain.permissions import Role, Scope
-from runplane.runtime import Runtime
-from runplane.services import accounts, demo, projects
-from runplane.services.context import Context
+from runplane.logging_setup import configure_logging
+
+if TYPE_CHECKING:
+    from runplane.services import demo
+    from runplane.services.context import Context
+
+# The server side (runtime, services, uvicorn) is imported inside the commands that
+# need it: the client commands start several times faster without it.
 
 T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -29,6 +34,10 @@ projects_app = typer.Typer(no_args_is_help=True, help="Manage projects.")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(projects_app, name="projects")
+# Remote clients of a server's /api/v1 (over HTTP; they never open the database).
+app.command()(client_commands.login)
+app.add_typer(client_commands.runs_app, name="runs")
+app.add_typer(client_commands.samples_app, name="samples")
 
 DataDir = Annotated[
     Path | None,
@@ -50,6 +59,8 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
 
 def _run(settings: Settings, action: Callable[[Context], Awaitable[T]]) -> T:
     """Run one operator action against the data dir; domain errors become one-line exits."""
+
+    from runplane.runtime import Runtime
 
     async def main() -> T:
         runtime = await Runtime.open(settings, run_workers=False)
@@ -79,10 +90,13 @@ def serve(
     ] = False,
 ) -> None:
     """Start the server: API, in-process workers and the lease reaper."""
+    import uvicorn
+
     from runplane.api.app import create_app
+    from runplane.services import demo
 
     settings = _settings(data_dir, workers=workers)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format, logging.INFO)
     if with_demo:
         public = f"http://{host}:{port}"
         # The demo shop is on this machine: browser runs may load local pages here.
@@ -91,7 +105,18 @@ def serve(
         )
         info = _run(settings, lambda ctx: demo.ensure_demo(ctx, f"{public}/demo-site/"))
         _print_demo(info, host, port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # log_config=None: uvicorn's own loggers propagate to the handler configured above
+    # (JSON lines too) instead of getting handlers and formats of their own.
+    # An open log stream would hold a shutdown until its time limit: give streams (and
+    # other requests) a few seconds, then close them; clients resume with Last-Event-ID.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
 
 
 @app.command()
@@ -129,7 +154,7 @@ def worker(
         raise typer.Exit(2)
     chosen = [label.strip() for label in (labels or "").split(",") if label.strip()]
     queues = queues_for_labels(chosen) if chosen else None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format, logging.INFO)
     asyncio.run(_work(settings, queues, drain_timeout))
 
 
@@ -137,6 +162,7 @@ async def _work(settings: Settings, queues: list[str] | None, drain_seconds: flo
     import signal
 
     from runplane.dispatch.distributed import DistributedDispatcher
+    from runplane.runtime import Runtime
 
     runtime = await Runtime.open(
         settings, run_workers=True, worker_queues=queues, drain_seconds=drain_seconds
@@ -163,6 +189,8 @@ async def _work(settings: Settings, queues: list[str] | None, drain_seconds: flo
 
 
 def _print_demo(info: demo.Demo, host: str, port: int) -> None:
+    from runplane.services import demo
+
     base = f"http://{host}:{port}/api/v1"
     auth = f'-H "Authorization: Bearer {info.token}"'
     lines = [
@@ -170,8 +198,13 @@ def _print_demo(info: demo.Demo, host: str, port: int) -> None:
         "runplane demo",
         f"  demo repository : {info.repo_path} (project {demo.DEMO_REPOSITORY})",
         f"  admin user      : {info.admin_email}"
-        + (f" / password {info.admin_password}" if info.admin_password else " (existing)"),
+        + (
+            f" / password {info.admin_password}"
+            if info.admin_password
+            else " (existing; its password was printed at its first start)"
+        ),
         f"  admin token     : {info.token}",
+        f"  dashboard       : http://{host}:{port}/ (sign in as the admin user above)",
         f"  API docs        : {base}/docs",
         "",
         "  # queue a run of the commit whose tests fail, then watch it:",
@@ -211,6 +244,8 @@ def users_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create a user."""
+    from runplane.services import accounts
+
     if not 8 <= len(password) <= 128:
         typer.echo("error: password must be 8..128 characters", err=True)
         raise typer.Exit(2)
@@ -230,6 +265,8 @@ def tokens_create(
     data_dir: DataDir = None,
 ) -> None:
     """Issue a token; the raw token is printed alone on the last line."""
+    from runplane.services import accounts
+
     try:
         chosen = [Scope(s.strip()) for s in scopes.split(",") if s.strip()]
     except ValueError as exc:
@@ -279,6 +316,8 @@ def projects_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create a project and print it as JSON."""
+    from runplane.services import projects
+
     if not test_command and not program:
         typer.echo("error: give --test-command, or --program for regression tests", err=True)
         raise typer.Exit(2)
