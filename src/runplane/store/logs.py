@@ -68,13 +68,14 @@ async def line_at(session: AsyncSession, run_id: int, offset: int) -> RunLogLine
     """The last line starting at or before byte ``offset``: the line holding it, if the
     log is that long. ``None`` when the log is empty.
 
-    ``byte_offset`` grows with ``seq``, so this walks the (run_id, seq) index from the
-    end: cheap for a reader resuming near the tail, the common case.
+    ``byte_offset`` grows strictly with ``seq`` (every line has at least its newline), so
+    ordering by it lets the (run_id, byte_offset) index answer with one seek; ordering
+    by ``seq`` made SQLite sort every earlier line (29 ms near the end of a 4.9 MB log).
     """
     return await session.scalar(
         select(RunLogLine)
         .where(RunLogLine.run_id == run_id, RunLogLine.byte_offset <= offset)
-        .order_by(RunLogLine.seq.desc())
+        .order_by(RunLogLine.byte_offset.desc())
         .limit(1)
     )
 

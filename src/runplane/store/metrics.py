@@ -87,17 +87,18 @@ async def count_webhook_deliveries_by_state(session: AsyncSession) -> dict[str, 
     return {state: count for state, count in rows.all()}
 
 
-def _cancel_requested_at() -> Any:
-    """When the cancel of a running run was asked for: its ``canceling`` event.
+def _cancel_requests() -> Any:
+    """When the cancel of each running run was asked for: its ``canceling`` event.
 
     A run canceled while queued has no such event (it became ``canceled`` at once).
     A restart deletes a run's events, so an earlier attempt's cancel cannot match.
+    Joined once, grouped: as a correlated subquery it ran once per histogram column.
     """
     return (
-        select(func.max(RunEvent.created_at))
-        .where(RunEvent.run_id == Run.id, RunEvent.status == RunStatus.CANCELING.value)
-        .correlate(Run)
-        .scalar_subquery()
+        select(RunEvent.run_id, func.max(RunEvent.created_at).label("at"))
+        .where(RunEvent.status == RunStatus.CANCELING.value)
+        .group_by(RunEvent.run_id)
+        .subquery("cancel_requests")
     )
 
 
@@ -136,10 +137,11 @@ async def run_timings(
     """
     queue = seconds_between(Run.started_at, Run.queued_at)
     duration = seconds_between(Run.completed_at, Run.started_at)
+    requests = _cancel_requests()
     cancel = case(
         (
             Run.status == RunStatus.CANCELED.value,
-            seconds_between(Run.completed_at, _cancel_requested_at()),
+            seconds_between(Run.completed_at, requests.c.at),
         ),
         else_=None,
     )
@@ -148,7 +150,13 @@ async def run_timings(
         *_histogram_columns(duration, duration_bounds),
         *_histogram_columns(cancel, cancel_bounds),
     ]
-    row = (await session.execute(select(*columns).where(Run.started_at.is_not(None)))).one()
+    query = (
+        select(*columns)
+        .select_from(Run)
+        .outerjoin(requests, requests.c.run_id == Run.id)
+        .where(Run.started_at.is_not(None))
+    )
+    row = (await session.execute(query)).one()
     first, second = 2 + len(queue_bounds), 4 + len(queue_bounds) + len(duration_bounds)
     return RunTimings(
         queue=_histogram(row[:first], queue_bounds),
