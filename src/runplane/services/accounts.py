@@ -264,12 +264,5 @@ async def session_principal(ctx: Context, user_id: int, version: str) -> Princip
 
 async def tokens_of_user(ctx: Context, user_id: int) -> list[ApiToken]:
     """The user's own tokens, oldest first (never the secret)."""
-    found: list[ApiToken] = []
-    offset, page = 0, 500
     async with unit_of_work(ctx.reads) as session:
-        while True:
-            rows, total = await store.list_tokens(session, limit=page, offset=offset)
-            found += [row for row in rows if row.user_id == user_id]
-            offset += page
-            if offset >= total or not rows:
-                return found
+        return list(await store.tokens_of_user(session, user_id))

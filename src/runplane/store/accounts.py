@@ -49,6 +49,13 @@ async def list_tokens(
     return rows.all(), total
 
 
+async def tokens_of_user(session: AsyncSession, user_id: int) -> Sequence[ApiToken]:
+    rows = await session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+    )
+    return rows.all()
+
+
 async def revoke_token(session: AsyncSession, token_id: int, when: datetime) -> None:
     await session.execute(
         update(ApiToken)
