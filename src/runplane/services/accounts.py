@@ -126,6 +126,18 @@ def _check_scopes(role: Role, scopes: Iterable[Scope]) -> list[Scope]:
     return wanted
 
 
+async def _user_with_password(ctx: Context, email: str, password: str) -> User:
+    """The user ``email`` if ``password`` is theirs; an unknown email costs the same time."""
+    async with unit_of_work(ctx.reads) as session:
+        user = await store.get_user_by_email(session, email)
+    if user is None:
+        _verify_password(_DUMMY_HASH, password)
+        raise InvalidCredentials("Email or password is incorrect.")
+    if not _verify_password(user.password_hash, password):
+        raise InvalidCredentials("Email or password is incorrect.")
+    return user
+
+
 async def login_and_issue(
     ctx: Context,
     email: str,
@@ -135,13 +147,7 @@ async def login_and_issue(
     expires_in_days: int,
 ) -> IssuedToken:
     """Exchange email + password for a new token (``POST /auth/tokens``)."""
-    async with unit_of_work(ctx.reads) as session:
-        user = await store.get_user_by_email(session, email)
-    if user is None:
-        _verify_password(_DUMMY_HASH, password)
-        raise InvalidCredentials("Email or password is incorrect.")
-    if not _verify_password(user.password_hash, password):
-        raise InvalidCredentials("Email or password is incorrect.")
+    user = await _user_with_password(ctx, email, password)
     chosen = _check_scopes(Role(user.role), scopes if scopes is not None else DEFAULT_SCOPES)
     return await _issue(ctx, user, name, chosen, expires_in_days)
 
@@ -243,13 +249,7 @@ def _session_version(secret_key: bytes, user: User) -> str:
 
 async def authenticate_password(ctx: Context, email: str, password: str) -> SignedIn:
     """Check email + password (unknown emails cost the same); ``InvalidCredentials`` if wrong."""
-    async with unit_of_work(ctx.reads) as session:
-        user = await store.get_user_by_email(session, email)
-    if user is None:
-        _verify_password(_DUMMY_HASH, password)
-        raise InvalidCredentials("Email or password is incorrect.")
-    if not _verify_password(user.password_hash, password):
-        raise InvalidCredentials("Email or password is incorrect.")
+    user = await _user_with_password(ctx, email, password)
     return SignedIn(_session_principal(user), _session_version(ctx.secret_key, user))
 
 
