@@ -24,19 +24,16 @@ from typing import Any
 import httpx
 import pytest
 
-from runplane.cli.client import (
+from runplane.cli.client import Client
+from runplane.cli.client_config import (
     DEFAULT_SERVER,
-    Client,
-    ClientError,
-    LogChunk,
-    LogEnd,
-    ServerSentEvent,
-    SseDecoder,
     Target,
     config_path,
     resolve_target,
     write_config,
 )
+from runplane.cli.client_errors import ClientError
+from runplane.cli.sse import LogChunk, LogEnd, ServerSentEvent, SseDecoder
 from runplane.domain.permissions import Role, Scope
 from runplane.services import projects
 from tests.conftest import DemoRepo, LiveServer, make_settings, serve_live
@@ -200,8 +197,9 @@ def test_submit_watch_list_show_and_logs(
     assert f"queued run {passed_id} (demo/calculator {demo_repo.passing_sha[:7]}" in out
     assert f"run {passed_id} passed in " in out and "tests: 1 total, 1 pass, 0 fail" in out
 
-    table, only_failed, shown, as_json, log, lines, followed = _cli_all(
+    table, narrow, only_failed, shown, as_json, log, lines, followed = _cli_all(
         (env, ["runs", "list"]),
+        ({**env, "COLUMNS": "80"}, ["runs", "list"]),
         (env, ["runs", "list", "--status", "fail", "--json"]),
         (env, ["runs", "show", str(failed_id)]),
         (env, ["runs", "show", str(failed_id), "--json"]),
@@ -214,6 +212,12 @@ def test_submit_watch_list_show_and_logs(
     assert [str(failed_id), "fail", "demo/calculator", "dev", demo_repo.failing_sha[:7]] in rows
     assert [str(passed_id), "pass", "demo/calculator", "master"] in [r[:4] for r in rows]
     assert "2 of 2 run(s)" in table.stdout
+    # 80 columns: the repository and commit give way; the id and status are never cut.
+    assert narrow.returncode == 0, narrow.stderr
+    narrow_rows = [line.split()[:2] for line in narrow.stdout.splitlines()]
+    assert ["ID", "STATUS"] in narrow_rows, narrow.stdout
+    assert [str(failed_id), "fail"] in narrow_rows and [str(passed_id), "pass"] in narrow_rows
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
     assert [r["run_id"] for r in json.loads(only_failed.stdout)["data"]] == [failed_id]
 
     assert shown.returncode == 0, shown.stderr

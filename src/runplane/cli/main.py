@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from runplane.cli import client_commands
+from runplane.cli import commands_login, commands_runs, commands_samples
 from runplane.config import Settings
 from runplane.domain.errors import RunplaneError
 from runplane.domain.network import NetworkPolicy
@@ -35,9 +35,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(projects_app, name="projects")
 # Remote clients of a server's /api/v1 (over HTTP; they never open the database).
-app.command()(client_commands.login)
-app.add_typer(client_commands.runs_app, name="runs")
-app.add_typer(client_commands.samples_app, name="samples")
+app.command()(commands_login.login)
+app.add_typer(commands_runs.runs_app, name="runs")
+app.add_typer(commands_samples.samples_app, name="samples")
 
 DataDir = Annotated[
     Path | None,
