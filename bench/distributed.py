@@ -53,8 +53,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import logging
 import os
 import platform
 import subprocess
@@ -70,10 +68,11 @@ from typing import IO, Any
 
 import psycopg
 
-from run_engine import (  # bench/ is on sys.path when a benchmark runs
+from run_engine import (
     Bench,
     cancel_to_terminal,
     make_repository,
+    report,  # bench/ is on sys.path when a benchmark runs
     started,
     submit_to_running,
     throughput,
@@ -263,14 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.runs, args.cancels, args.concurrency) < 1:
         parser.error("--runs, --cancels and --concurrency must be at least 1")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    result = asyncio.run(main_async(args))
-    print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten to {args.out} ({result['meta']['total_seconds']} s)")
-    return 0
+    return report(main_async(args), print_table, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -381,6 +381,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         }
 
 
+def report(
+    measure: Coroutine[Any, Any, dict[str, Any]],
+    print_table: Callable[[dict[str, Any]], None],
+    out: Path,
+) -> int:
+    """Run a benchmark's ``measure``, print its table, write its JSON to ``out``."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    result = asyncio.run(measure)
+    print_table(result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten to {out} ({result['meta']['total_seconds']} s)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=100, help="runs for (a) and for (c)")
@@ -391,14 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.runs, args.cancels, args.spawns, args.workers) < 1:
         parser.error("--runs, --cancels, --spawns and --workers must be at least 1")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    result = asyncio.run(main_async(args))
-    print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten to {args.out} ({result['meta']['total_seconds']} s)")
-    return 0
+    return report(main_async(args), print_table, args.out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import inspect
 import json
-import logging
 import os
 import platform
 import random
@@ -46,10 +45,11 @@ from rich.table import Table
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import Engine
 
-from run_engine import (  # bench/ is on sys.path when a benchmark runs
+from run_engine import (
     TERMINAL_VALUES,
     Bench,
     make_repository,
+    report,  # bench/ is on sys.path when a benchmark runs
     started,
     stats_ms,
 )
@@ -709,14 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.lines < 1 or args.log_bytes < FLOOD_LINE_BYTES:
         parser.error(f"--lines must be at least 1, --log-bytes at least {FLOOD_LINE_BYTES}")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    result = asyncio.run(main_async(args))
-    print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten to {args.out} ({result['meta']['total_seconds']} s)")
-    return 0
+    return report(main_async(args), print_table, args.out)
 
 
 if __name__ == "__main__":
