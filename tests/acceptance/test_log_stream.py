@@ -181,22 +181,21 @@ def _talker_project(live: LiveServer, demo_repo: DemoRepo, repository: str) -> N
     live.call(projects.create(live.ctx, None, spec))
 
 
+async def _submit(client: httpx.AsyncClient, repository: str, sha: str) -> int:
+    created = await client.post(
+        "/api/v1/runs", json={"repository": repository, "commit_sha": sha, "platform": "linux"}
+    )
+    assert created.status_code == 202, created.text
+    return int(created.json()["run_id"])
+
+
 async def test_stream_follows_a_growing_log_to_its_end(
     live_server: LiveServer, demo_repo: DemoRepo
 ) -> None:
     _talker_project(live_server, demo_repo, "demo/talker")
     h = {"Authorization": f"Bearer {live_server.token()}"}
     async with httpx.AsyncClient(base_url=live_server.url, headers=h, timeout=60) as client:
-        created = await client.post(
-            "/api/v1/runs",
-            json={
-                "repository": "demo/talker",
-                "commit_sha": demo_repo.passing_sha,
-                "platform": "linux",
-            },
-        )
-        assert created.status_code == 202, created.text
-        run_id = created.json()["run_id"]
+        run_id = await _submit(client, "demo/talker", demo_repo.passing_sha)
         events: list[Event] = []
         statuses_while_streaming: set[str] = set()
         url = f"/api/v1/runs/{run_id}/logs/stream"
@@ -233,15 +232,7 @@ async def test_reconnecting_with_last_event_id_mid_run_has_no_gap_or_duplicate(
     _talker_project(live_server, demo_repo, "demo/reconnect")
     h = {"Authorization": f"Bearer {live_server.token()}"}
     async with httpx.AsyncClient(base_url=live_server.url, headers=h, timeout=60) as client:
-        created = await client.post(
-            "/api/v1/runs",
-            json={
-                "repository": "demo/reconnect",
-                "commit_sha": demo_repo.passing_sha,
-                "platform": "linux",
-            },
-        )
-        run_id = created.json()["run_id"]
+        run_id = await _submit(client, "demo/reconnect", demo_repo.passing_sha)
         url = f"/api/v1/runs/{run_id}/logs/stream"
         first: list[Event] = []
         async with client.stream("GET", url) as response, aclosing(read_events(response)) as it:
