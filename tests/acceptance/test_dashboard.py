@@ -323,6 +323,29 @@ async def test_dashboard_pages_carry_strict_security_headers(api_no_workers: Api
     assert (await client.get("/runs/abc")).status_code == 404
 
 
+async def test_the_kind_filter_is_applied_by_the_database(
+    api_no_workers: Api, demo_repo: DemoRepo
+) -> None:
+    ctx, client = api_no_workers.ctx, api_no_workers.client
+    await _queued_run(ctx, demo_repo, repository="demo/plain")
+    spec = projects.ProjectSpec(
+        repository="demo/suite", repo_url=str(demo_repo.path), program="prog", test_command=None
+    )
+    await projects.create(ctx, None, spec)
+    await runs.submit(
+        ctx, None, runs.RunRequest("demo/suite", demo_repo.passing_sha, "linux"), user_id=None
+    )
+    await _sign_in(client, await _user(ctx, Role.ADMIN))
+    shown = {
+        kind: (await client.get(f"/runs/table?kind={kind}")).text
+        for kind in ("tests", "regression", "browser")
+    }
+    assert "demo/plain" in shown["tests"] and "demo/suite" not in shown["tests"]
+    assert "demo/suite" in shown["regression"] and "demo/plain" not in shown["regression"]
+    assert "demo/" not in shown["browser"]
+    assert "1 run" in shown["tests"] and "1 run" in shown["regression"]
+
+
 async def test_everything_shown_is_escaped(api_no_workers: Api, demo_repo: DemoRepo) -> None:
     ctx, client = api_no_workers.ctx, api_no_workers.client
     evil = "demo/<img src=x onerror=alert(1)>"

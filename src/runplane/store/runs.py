@@ -15,6 +15,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    or_,
     select,
     tuple_,
     update,
@@ -184,6 +185,10 @@ class RunFilter:
     commit_sha: str | None = None
     repository: str | None = None
     platform: str | None = None
+    #: Runs on any platform but this one.
+    other_platform_than: str | None = None
+    #: True: only runs of regression-testing projects (they name a program); False: none.
+    regression: bool | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
 
@@ -210,6 +215,15 @@ def _filtered(query: Select[Any], flt: RunFilter) -> Select[Any]:
         query = query.where(Run.repository == flt.repository)
     if flt.platform is not None:
         query = query.where(Run.platform == flt.platform)
+    if flt.other_platform_than is not None:
+        query = query.where(Run.platform != flt.other_platform_than)
+    if flt.regression is not None:
+        regression = select(Project.id).where(Project.program.is_not(None), Project.program != "")
+        query = query.where(
+            Run.project_id.in_(regression)
+            if flt.regression
+            else or_(Run.project_id.is_(None), Run.project_id.not_in(regression))
+        )
     if flt.created_after is not None:
         query = query.where(Run.created_at >= flt.created_after)
     if flt.created_before is not None:

@@ -37,8 +37,6 @@ router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
 #: A kind filter the database cannot express scans at most this many runs (newest first).
-MAX_SCAN = 5000
-_SCAN_BATCH = 250
 PLATFORMS = ("linux", "windows")
 SHA = re.compile(r"[0-9a-fA-F]{40}")
 QUEUE_LIMIT = 200
@@ -77,11 +75,8 @@ class RunRow:
 class RunsPage:
     rows: list[RunRow]
     filters: Filters
-    #: None when a kind filter was applied by scanning (the count is unknown).
-    total: int | None
+    total: int
     has_more: bool
-    #: The scan stopped at ``MAX_SCAN`` runs: older matches are not shown.
-    scan_capped: bool = False
     repositories: list[tuple[str, str]] = field(default_factory=list)
     #: What the submit form offers (projects with a test command or regression tests).
     projects: Sequence[Project] = ()
@@ -112,41 +107,25 @@ async def _repository_choices(ctx: Context, found: Sequence[Project]) -> list[tu
 async def runs_page(ctx: Context, filters: Filters) -> RunsPage:
     found = await _all_projects(ctx)
     regression = views.regression_project_ids(found)
+    browser = views.BROWSER_PLATFORM
     flt = RunFilter(
         statuses=frozenset({RunStatus(filters.status)}) if filters.status else None,
         repository=filters.repository,
-        platform=views.BROWSER_PLATFORM if filters.kind == "browser" else None,
+        platform=browser if filters.kind == "browser" else None,
+        other_platform_than=browser if filters.kind in ("tests", "regression") else None,
+        regression={"tests": False, "regression": True}.get(filters.kind or ""),
     )
     offset = (filters.page - 1) * PAGE_SIZE
-    total: int | None
-    capped = False
-    if filters.kind in (None, "browser"):
-        runs, total = await runs_service.list_runs(
-            ctx, flt, sort="-created_at", limit=PAGE_SIZE, offset=offset
-        )
-        more = offset + len(runs) < total
-    else:
-        # "Test command" vs "regression tests" is a property of the project: filter here.
-        wanted, scanned, total = offset + PAGE_SIZE + 1, 0, None
-        matched: list[Run] = []
-        exhausted = False
-        while len(matched) < wanted and scanned < MAX_SCAN and not exhausted:
-            batch, count = await runs_service.list_runs(
-                ctx, flt, sort="-created_at", limit=_SCAN_BATCH, offset=scanned
-            )
-            matched += [r for r in batch if views.run_kind(r, regression) == filters.kind]
-            scanned += len(batch)
-            exhausted = not batch or scanned >= count
-        capped = len(matched) < wanted and not exhausted
-        runs, more = matched[offset : offset + PAGE_SIZE], len(matched) > offset + PAGE_SIZE
+    runs, total = await runs_service.list_runs(
+        ctx, flt, sort="-created_at", limit=PAGE_SIZE, offset=offset
+    )
+    more = offset + len(runs) < total
     positions = await runs_service.queue_positions(ctx, runs)
     rows = [
         RunRow(r, views.run_kind(r, regression), views.timings(r), positions.get(r.id))
         for r in runs
     ]
-    return RunsPage(
-        rows, filters, total, more, capped, await _repository_choices(ctx, found), found
-    )
+    return RunsPage(rows, filters, total, more, await _repository_choices(ctx, found), found)
 
 
 async def _render_runs(
